@@ -1,0 +1,47 @@
+"""Where each stage reads and writes, in one place (the layout ``dvc.yaml`` declares).
+
+    data/raw/<dataset>/                     raw files (shipped, downloaded or generated)
+    data/<dataset>/ingest/                  interactions/users/items.parquet, stats.json
+    data/<dataset>/features/                <modality>.npy, features.json
+    data/<dataset>/neighbors/               knn_<modality>.parquet, *_candidates.parquet, item_groups.parquet, neighbors.json
+    data/<dataset>/graph/                   edges.parquet, thresholds.parquet, graph.json
+    models/<dataset>/<model>-<seed>/        best.pt, embeddings.pt, checkpoint.pt, history.json
+    logs/<dataset>/<model>-<seed>/          dvclive per-epoch curves and timing (not DVC outputs: timings differ per run)
+    eval/<dataset>/<model>-<seed>/          recommendations.parquet, user_metrics.parquet
+    metrics/<dataset>/<model>-<seed>.json   test/valid metrics of one run (DVC metrics)
+    reports/<dataset>.md / .csv             the Table-2-shaped benchmark report
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA = Path("data")
+
+
+def raw_dir(dataset: str) -> Path:
+    return DATA / "raw" / dataset
+
+
+def stage_dir(dataset: str, stage: str) -> Path:
+    return DATA / dataset / stage
+
+
+def run_name(model: str, seed: int | str) -> str:
+    return f"{model}-{seed}"
+
+
+def model_dir(dataset: str, model: str, seed: int | str) -> Path:
+    return Path("models") / dataset / run_name(model, seed)
+
+
+def log_dir(dataset: str, model: str, seed: int | str) -> Path:
+    return Path("logs") / dataset / run_name(model, seed)
+
+
+def eval_dir(dataset: str, model: str, seed: int | str) -> Path:
+    return Path("eval") / dataset / run_name(model, seed)
+
+
+def metrics_file(dataset: str, model: str, seed: int | str) -> Path:
+    return Path("metrics") / dataset / f"{run_name(model, seed)}.json"

@@ -2,8 +2,8 @@
 
     data/raw/<dataset>/                     raw files (shipped, downloaded or generated)
     data/<dataset>/ingest/                  interactions/users/items.parquet, stats.json
-    data/<dataset>/features/                <modality>.npy, features.json
-    data/<dataset>/neighbors/               knn_<modality>.parquet, *_candidates.parquet, item_groups.parquet, neighbors.json
+    data/<dataset>/features/                vectors/<modality>.npy, features.json
+    data/<dataset>/neighbors/               lists/{knn_<modality>,*_candidates,item_groups}.parquet, neighbors.json
     data/<dataset>/graph/                   edges.parquet, thresholds.parquet, graph.json
     models/<dataset>/<model>-<seed>/        best.pt, embeddings.pt, checkpoint.pt, history.json
     logs/<dataset>/<model>-<seed>/          dvclive per-epoch curves and timing (not DVC outputs: timings differ per run)

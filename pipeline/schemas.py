@@ -15,12 +15,12 @@ Tables (``*`` = optional column, present when the source has it):
 ``items``  (data/<ds>/ingest/items.parquet)
     item int32 (contiguous from 0), asin str (the raw id), title* str, brand* str,
     categories* list[str] (the first category path), description* str (raw, may hold HTML).
-``knn``  (data/<ds>/neighbors/knn_<modality>.parquet)
+``knn``  (data/<ds>/neighbors/lists/knn_<modality>.parquet)
     item int32, neighbor int32, score float32 (cosine), rank int16 (0 = most similar).
-``candidates``  (data/<ds>/neighbors/tail_candidates.parquet, popular_candidates.parquet)
+``candidates``  (data/<ds>/neighbors/lists/tail_candidates.parquet, popular_candidates.parquet)
     item int32 (the query q), neighbor int32, score float32 (fused S^f), rank int16.
     Tail lists: most similar tail items first; popular lists: least similar popular items first.
-``item_groups``  (data/<ds>/neighbors/item_groups.parquet)
+``item_groups``  (data/<ds>/neighbors/lists/item_groups.parquet)
     item int32, degree int32 (training degree), tail bool (eq. 15).
 ``edges``  (data/<ds>/graph/edges.parquet)
     user int32, item int32, sign int8 in {+1, -1}, origin str in {observed, pseudo},

@@ -78,13 +78,82 @@ def report(dataset: str = typer.Argument(..., help="dataset name")) -> None:
 
 # -- commands on a user's own files (each defined in its own section below) ------------------
 
-# @ingest-command
+@app.command()
+def ingest(
+    reviews: str = typer.Option(..., "--reviews", help="interactions file: Amazon 2014/2018 reviews or ratings CSV, MMRec .inter, or user,item,rating[,time] text/parquet"),
+    out: str = typer.Option(..., "--out", help="folder for interactions/users/items.parquet and stats.json"),
+    meta: Optional[str] = typer.Option(None, "--meta", help="Amazon metadata file (meta_<Cat>.json.gz)"),
+    images: Optional[str] = typer.Option(None, "--images", help="Amazon 2014 image features (.b); only counted here"),
+    image_dim: int = typer.Option(4096, "--image-dim", help="floats per .b record"),
+    fmt: str = typer.Option("auto", "--format", help="auto, amazon2014, amazon2018, mmrec or generic"),
+    kcore: int = typer.Option(5, "--kcore", help="k of the user/item k-core (0 or 1: none)"),
+    seed: int = typer.Option(999, "--seed", help="seed of the random split"),
+    split: str = typer.Option("random", "--split", help="random (MMRec per-user rule) or temporal (global 8:1:1)"),
+    rating_min: float = typer.Option(1.0, "--rating-min", help="lowest valid rating"),
+    rating_max: float = typer.Option(5.0, "--rating-max", help="highest valid rating"),
+    on_error: str = typer.Option("raise", "--on-error", help="raise at a malformed line, or skip and count it"),
+) -> None:
+    """Ingest your own files outside DVC: clean, k-core, re-index, split, write the four files."""
+    from pipeline.ingest.dataset import IngestConfig, ingest as run_ingest
+    from pipeline.ingest.detect import detect_source
+
+    source = {"format": fmt, "reviews": reviews, "meta": meta, "images": images, "image_dim": image_dim}
+    if fmt == "generic":
+        detected = detect_source(reviews, meta)
+        source.update({k: v for k, v in detected.items() if k != "format"} if detected["format"] == "generic" else {})
+    cfg = IngestConfig(kcore=kcore, rating_min=rating_min, rating_max=rating_max, split=split, seed=seed, on_error=on_error)
+    stats = run_ingest(source, cfg, out, name=reviews)
+    typer.echo(
+        f"{out}: {stats['n_users']} users, {stats['n_items']} items, {stats['n_interactions']} interactions "
+        f"({', '.join(f'{k} {v}' for k, v in stats['splits'].items())}); dropped {stats['dropped']}"
+    )
 
 
-# @synth-command
+@app.command()
+def synth(
+    out: str = typer.Option(..., "--out", help="folder to write the raw files into"),
+    users: int = typer.Option(19445, "--users", help="number of users (default: Amazon Baby's)"),
+    items: int = typer.Option(7050, "--items", help="number of items"),
+    interactions: int = typer.Option(160792, "--interactions", help="number of distinct (user, item) ratings"),
+    clusters: int = typer.Option(16, "--clusters", help="item clusters (shared by features and user tastes)"),
+    image_dim: int = typer.Option(4096, "--image-dim", help="image feature size (Amazon 2014: 4096)"),
+    seed: int = typer.Option(0, "--seed", help="random seed (same seed, same bytes)"),
+    category: str = typer.Option("Synthetic", "--category", help="category name used in the file names"),
+) -> None:
+    """Write a synthetic dataset in the Amazon 2014 format (reviews, meta, .b image features)."""
+    from pathlib import Path
+
+    from pipeline.synth import write_synthetic
+
+    paths = write_synthetic(
+        Path(out), n_users=users, n_items=items, n_interactions=interactions, n_clusters=clusters,
+        image_dim=image_dim, seed=seed, category=category,
+    )
+    for kind, path in paths.items():
+        typer.echo(f"{kind}: {path}")
 
 
-# @recommend-command
+@app.command()
+def recommend(
+    user: str = typer.Option(..., "--user", help="the raw user id (as in the reviews file)"),
+    k: int = typer.Option(20, "-k", help="number of items to show"),
+    dataset: str = typer.Option("magazine", "--dataset", help="dataset name"),
+    model: str = typer.Option("simgr", "--model", help="model name of the trained run"),
+    seed: int = typer.Option(1, "--seed", help="seed of the trained run"),
+) -> None:
+    """Print a user's top items (with titles) from a trained run, training items excluded."""
+    from pipeline.evaluation.recommend import recommend_user
+    from pipeline.paths import model_dir, stage_dir
+
+    run = model_dir(dataset, model, seed)
+    if not run.is_dir():
+        raise UserError(f"{run}: run directory not found (train it: simgr train {dataset} {model} {seed})")
+    internal, top = recommend_user(stage_dir(dataset, "ingest"), run, user, k)
+    typer.echo(f"top {top.height} items for user {user} (id {internal}) of {dataset}, run {model}-{seed}; training items excluded")
+    for row in top.iter_rows(named=True):
+        mark = f"  [held-out {row['held_out']}]" if row["held_out"] else ""
+        name = row["title"] if row["title"] != row["asin"] else f"(no title) {row['brand']}".rstrip()
+        typer.echo(f"{row['rank']:>3}  {row['score']:8.4f}  {row['asin']}  {name}{mark}")
 
 
 def main() -> None:

@@ -44,6 +44,27 @@ def iter_image_features(path: str | Path, dim: int = DEFAULT_DIM) -> Iterator[tu
             index += 1
 
 
+def iter_asins(path: str | Path, dim: int = DEFAULT_DIM) -> Iterator[str]:
+    """Yield the ASIN of every record without reading the vectors (seeks over them)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: image feature file not found")
+    record = ASIN_BYTES + 4 * dim
+    size = path.stat().st_size
+    if size % record:
+        raise UserError(
+            f"{path}: size {size} is not a whole number of records of {ASIN_BYTES} ASIN bytes + {dim} float32 values"
+        )
+    with path.open("rb") as fh:
+        for index in range(size // record):
+            fh.seek(index * record)
+            head = fh.read(ASIN_BYTES)
+            try:
+                yield head.decode("ascii").strip()
+            except UnicodeDecodeError:
+                raise UserError(f"{path}: record {index} at byte {index * record} has a non-ASCII ASIN {head!r}") from None
+
+
 def read_image_features(
     path: str | Path, asins: Iterable[str] | None = None, dim: int = DEFAULT_DIM
 ) -> dict[str, np.ndarray]:

@@ -1,0 +1,252 @@
+"""Raw files -> ``interactions/users/items.parquet`` + ``stats.json``: what the ingest stage and
+``simgr ingest`` both run.
+
+read -> clean -> k-core -> re-index -> split -> join metadata -> write. A ``source`` is one
+``datasets.<name>`` entry of ``params.yaml`` (``format``, ``reviews``, optional ``meta``,
+``images``, ``image_dim`` and the generic reader's keys); ``format: auto`` (or none) detects it
+from the content. MMRec ``.inter`` files skip cleaning, k-core, re-indexing and splitting: their
+ids and split are kept exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pipeline.errors import UserError
+from pipeline.ingest import amazon2014, amazon2018, generic, jsonlines, mmrec
+from pipeline.ingest.clean import dedupe_meta, drop_invalid, latest_per_pair
+from pipeline.ingest.detect import FORMATS, detect_source, is_json_lines
+from pipeline.ingest.image_features import DEFAULT_DIM, iter_asins
+from pipeline.ingest.kcore import kcore
+from pipeline.ingest.records import ON_ERROR, BadLines
+from pipeline.ingest.reindex import compact, first_seen_ids
+from pipeline.ingest.split import METHODS, SPLIT_NAMES, split_codes
+from pipeline.ingest.textio import require_file
+from pipeline.log import get_logger
+from pipeline.params import write_json
+from pipeline.schemas import write_table
+
+log = get_logger(__name__)
+
+OUTPUTS = ("interactions.parquet", "users.parquet", "items.parquet", "stats.json")
+TEXT_FIELDS = ("title", "brand", "categories", "description")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """The ``ingest`` section of params.yaml."""
+
+    kcore: int = 5
+    rating_min: float = 1.0
+    rating_max: float = 5.0
+    split: str = "random"
+    seed: int = 999
+    on_error: str = "raise"
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any]) -> "IngestConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise UserError(f"params.yaml: unknown ingest key(s) {unknown}; expected {sorted(known)}")
+        cfg = cls(**section)
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        if not isinstance(self.kcore, int) or self.kcore < 0:
+            raise UserError(f"params.yaml: ingest.kcore must be an integer >= 0, got {self.kcore!r}")
+        if self.rating_min > self.rating_max:
+            raise UserError(f"params.yaml: ingest.rating_min ({self.rating_min}) is above rating_max ({self.rating_max})")
+        if self.split not in METHODS:
+            raise UserError(f"params.yaml: ingest.split must be one of {list(METHODS)}, got {self.split!r}")
+        if self.on_error not in ON_ERROR:
+            raise UserError(f"params.yaml: ingest.on_error must be one of {list(ON_ERROR)}, got {self.on_error!r}")
+
+
+def resolve_source(source: dict[str, Any]) -> dict[str, Any]:
+    """``source`` with its ``format`` filled in (detected from content when missing or ``auto``)."""
+    if not source.get("reviews"):
+        raise UserError("no interactions file given (datasets.<name>.reviews / --reviews)")
+    fmt = source.get("format") or "auto"
+    if fmt == "auto":
+        return {**source, **detect_source(source["reviews"], source.get("meta"))}
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}; expected one of {['auto', *FORMATS]}")
+    return dict(source)
+
+
+def read_raw(source: dict[str, Any], bad: BadLines) -> pl.DataFrame:
+    """The raw interaction frame of an Amazon or generic source."""
+    fmt, reviews = source["format"], Path(source["reviews"])
+    if fmt == "generic":
+        return generic.read_interactions(source, bad)
+    if fmt == "amazon2014" and not is_json_lines(require_file(reviews, "reviews")):
+        return amazon2014.read_ratings_csv(reviews, bad)
+    return (amazon2014 if fmt == "amazon2014" else amazon2018).read_reviews(reviews, bad)
+
+
+def read_metadata(source: dict[str, Any], wanted: set[str], bad: BadLines) -> tuple[pl.DataFrame | None, dict[str, int]]:
+    """De-duplicated metadata rows for the ``wanted`` asins (None without a metadata file)."""
+    fmt = source["format"]
+    if fmt == "generic" and source.get("items"):
+        meta, skipped = generic.read_items(source, bad), 0
+        rows = meta.height
+        meta = meta.filter(pl.col("asin").is_in(list(wanted)))
+        skipped = rows - meta.height
+    elif source.get("meta"):
+        reader = {"amazon2018": amazon2018.read_meta, "amazon2014": amazon2014.read_meta}.get(fmt)
+        if reader is None:  # MMRec / generic with an Amazon metadata file: either flavour parses
+            meta, skipped = jsonlines.read_meta(source["meta"], jsonlines.parse_literal, bad, "categories", wanted)
+        else:
+            meta, skipped = reader(source["meta"], bad, wanted)
+    else:
+        return None, {}
+    kept, duplicates = dedupe_meta(meta)
+    return kept, {"rows": meta.height, "duplicate_meta": duplicates, "rows_for_other_items": skipped}
+
+
+def items_table(asins: pl.Series, meta: pl.DataFrame | None) -> pl.DataFrame:
+    """``items.parquet``: item id, asin and the text fields found in the metadata."""
+    items = pl.DataFrame({"item": np.arange(asins.len(), dtype=np.int32), "asin": asins.cast(pl.String)})
+    if meta is None:
+        return items
+    fields = [f for f in TEXT_FIELDS if meta[f].null_count() < meta.height]
+    return items.join(meta.select("asin", *fields), on="asin", how="left", maintain_order="left")
+
+
+def image_coverage(source: dict[str, Any], asins: pl.Series) -> int | None:
+    """How many items have a record in the ``.b`` image file (None without one)."""
+    if not source.get("images"):
+        return None
+    wanted = set(asins.to_list())
+    dim = int(source.get("image_dim", DEFAULT_DIM))
+    return len(wanted & set(iter_asins(require_file(source["images"], "image feature"), dim)))
+
+
+def _histogram(ratings: pl.Series) -> dict[str, int]:
+    counts = ratings.value_counts().sort(ratings.name)
+    return {f"{float(r):g}": int(c) for r, c in counts.iter_rows()}
+
+
+def build_stats(
+    inter: pl.DataFrame, items: pl.DataFrame, n_users: int, *, fmt: str, cfg: IngestConfig, rows_read: int,
+    dropped: dict[str, int], rounds: list[dict[str, int]] | None, meta_counts: dict[str, int], with_image: int | None,
+) -> dict[str, Any]:
+    """The ``stats.json`` DVC metrics of an ingested dataset."""
+    n_items, n = items.height, inter.height
+    splits = {name: int((inter["split"] == name).sum()) for name in SPLIT_NAMES}
+    with_meta = {f"with_{f}": int(items[f].is_not_null().sum()) for f in TEXT_FIELDS if f in items.columns}
+    return {
+        "format": fmt,
+        "n_users": n_users,
+        "n_items": n_items,
+        "n_interactions": n,
+        "density": n / (n_users * n_items) if n_users and n_items else 0.0,
+        "rating_histogram": _histogram(inter["rating"]),
+        "splits": splits,
+        "split": {"method": "given" if fmt == "mmrec" else cfg.split, "seed": cfg.seed if cfg.split == "random" else None},
+        "rows_read": rows_read,
+        "dropped": dict(dropped),
+        "kcore": {
+            "k": None if rounds is None else cfg.kcore,
+            "rounds": {f"round_{r['round']}": {k: v for k, v in r.items() if k != "round"} for r in rounds or []},
+        },
+        "items": {**with_meta, "without_meta": meta_counts.get("without_meta", n_items), "with_image": with_image},
+        "meta": {k: v for k, v in meta_counts.items() if k != "without_meta"},
+    }
+
+
+def _write(out_dir: Path, inter: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame, stats: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_table(inter, "interactions", out_dir / "interactions.parquet")
+    write_table(users, "users", out_dir / "users.parquet")
+    write_table(items, "items", out_dir / "items.parquet")
+    write_json(stats, out_dir / "stats.json")
+    log.info(
+        "wrote %s: %d users, %d items, %d interactions (%s)",
+        out_dir, stats["n_users"], stats["n_items"], stats["n_interactions"],
+        ", ".join(f"{k} {v}" for k, v in stats["splits"].items()),
+    )
+
+
+def _meta_and_items(source: dict, asins: pl.Series, on_error: str) -> tuple[pl.DataFrame, dict[str, int]]:
+    bad = BadLines(on_error)
+    meta, counts = read_metadata(source, set(asins.to_list()), bad)
+    counts.update({f"bad_line_{k}": v for k, v in bad.as_dict().items()})
+    items = items_table(asins, meta)
+    counts["without_meta"] = asins.len() - (0 if meta is None else int(asins.is_in(meta["asin"].implode()).sum()))
+    return items, counts
+
+
+def _interactions(user: np.ndarray, item: np.ndarray, frame: pl.DataFrame, split: np.ndarray) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "user": user.astype(np.int32),
+            "item": item.astype(np.int32),
+            "rating": frame["rating"].cast(pl.Float32),
+            "timestamp": frame["timestamp"].cast(pl.Int64),
+            "split": pl.Series(np.asarray(SPLIT_NAMES, dtype=object)[split], dtype=pl.String),
+        }
+    ).sort(["user", "item"])
+
+
+def ingest_mmrec(source: dict[str, Any], cfg: IngestConfig, out_dir: Path, bad: BadLines) -> dict[str, Any]:
+    """Import an MMRec ``.inter`` keeping its ids and split."""
+    path = Path(source["reviews"])
+    frame = mmrec.read_inter(path, bad)
+    n_users, n_items = int(frame["user"].max()) + 1, int(frame["item"].max()) + 1
+    inter = _interactions(frame["user"].to_numpy(), frame["item"].to_numpy(), frame, frame["x_label"].to_numpy())
+    users = pl.DataFrame({"user": np.arange(n_users, dtype=np.int32), "user_id": mmrec.read_id_map(path, "u_id_mapping.csv", "userID", n_users)})
+    asins = mmrec.read_id_map(path, "i_id_mapping.csv", "itemID", n_items)
+    items, meta_counts = _meta_and_items(source, asins, cfg.on_error)
+    stats = build_stats(
+        inter, items, n_users, fmt="mmrec", cfg=cfg, rows_read=frame.height, dropped={f"bad_line_{k}": v for k, v in bad.as_dict().items()}, rounds=None,
+        meta_counts=meta_counts, with_image=image_coverage(source, asins),
+    )
+    _write(out_dir, inter, users, items, stats)
+    return stats
+
+
+def ingest(source: dict[str, Any], cfg: IngestConfig, out_dir: str | Path, name: str = "dataset") -> dict[str, Any]:
+    """Ingest one source into ``out_dir``; returns the stats written to ``stats.json``."""
+    cfg.check()
+    out_dir = Path(out_dir)
+    source = resolve_source(source)
+    bad = BadLines(cfg.on_error)
+    if source["format"] == "mmrec":
+        return ingest_mmrec(source, cfg, out_dir, bad)
+    raw = read_raw(source, bad)
+    rows_read = raw.height
+    frame, dropped = drop_invalid(raw, cfg.rating_min, cfg.rating_max)
+    del raw
+    user_codes, user_ids = first_seen_ids(frame["user"])
+    item_codes, asins = first_seen_ids(frame["item"])
+    frame = frame.select("rating", "timestamp")
+    unique = latest_per_pair(user_codes, item_codes, frame["timestamp"].to_numpy())
+    dropped["duplicate_pair"] = int((~unique).sum())
+    log.info("cleaning kept %d of %d rows; dropped %s", int(unique.sum()), rows_read, {k: v for k, v in dropped.items() if v})
+    core = kcore(user_codes[unique], item_codes[unique], cfg.kcore, source=f"{name} ({source['reviews']})")
+    keep = np.flatnonzero(unique)[core.keep]
+    dropped["kcore"] = int((~core.keep).sum())
+    log.info("%d-core kept %d interactions after %d round(s)", cfg.kcore, keep.size, len(core.rounds))
+    user, user_old = compact(user_codes[keep])
+    item, item_old = compact(item_codes[keep])
+    frame = frame[keep]
+    split = split_codes(cfg.split, user, item, frame["timestamp"].to_numpy(), cfg.seed)
+    inter = _interactions(user, item, frame, split)
+    users = pl.DataFrame({"user": np.arange(user_old.size, dtype=np.int32), "user_id": user_ids.gather(user_old)})
+    asins = asins.gather(item_old)
+    all_dropped = {**{f"bad_line_{k}": v for k, v in bad.as_dict().items()}, **dropped}
+    items, meta_counts = _meta_and_items(source, asins, cfg.on_error)
+    stats = build_stats(
+        inter, items, users.height, fmt=source["format"], cfg=cfg, rows_read=rows_read, dropped=all_dropped,
+        rounds=core.rounds, meta_counts=meta_counts, with_image=image_coverage(source, asins),
+    )
+    _write(out_dir, inter, users, items, stats)
+    return stats

@@ -1,0 +1,123 @@
+"""A user's own data: delimited text or parquet of (user, item, rating, timestamp), plus an
+optional item table. This is the path MovieLens takes.
+
+Keys of a ``datasets.<name>`` entry (all but ``reviews`` optional):
+
+``reviews``        the interactions file (CSV/TSV, plain or gzip, or parquet: detected from content)
+``sep``            field separator (default ``,``); ``header`` (default true); ``encoding`` (utf-8);
+                   ``quote`` (default ``"``, null for none)
+``columns``        the file's column names in order (needed when ``header`` is false; overrides a header)
+``fields``         which file column holds each of user/item/rating/timestamp (default: same names).
+                   Without a timestamp column every timestamp is 0 (ties then keep file order).
+``items``          item table (delimited text); ``items_sep`` (default ``sep``), ``items_encoding``
+                   (utf-8), ``items_header`` (true), ``items_columns``, ``items_quote``
+``items_id``       the item table's id column (default ``item``); matched to the interaction ids as text
+``items_text``     text columns: a list of names among title/brand/description, or a mapping
+                   {title|brand|description: column}
+``items_flags_as_categories``  0/1 columns; an item's ``categories`` are the names of its 1-columns,
+                   in the listed order (MovieLens genres)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipeline.errors import UserError
+from pipeline.ingest.csvfile import read_delimited
+from pipeline.ingest.jsonlines import META_SCHEMA
+from pipeline.ingest.records import RAW_SCHEMA, BadLines
+from pipeline.ingest.textio import require_file
+from pipeline.log import get_logger
+
+log = get_logger(__name__)
+
+ROLES = ("user", "item", "rating", "timestamp")
+KINDS = {"user": "str", "item": "str", "rating": "float", "timestamp": "int"}
+TEXT_FIELDS = ("title", "brand", "description")
+PARQUET_MAGIC = b"PAR1"
+
+
+def _fields(cfg: dict[str, Any]) -> dict[str, str]:
+    fields = dict(cfg.get("fields") or {})
+    unknown = sorted(set(fields) - set(ROLES))
+    if unknown:
+        raise UserError(f"params.yaml: datasets fields {unknown} are not among {list(ROLES)}")
+    return {role: str(fields.get(role, role)) for role in ROLES}
+
+
+def is_parquet(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(4) == PARQUET_MAGIC
+
+
+def _read_parquet(path: Path, select: dict[str, str]) -> pl.DataFrame:
+    names = pl.read_parquet_schema(path)
+    for role, column in select.items():
+        if column not in names and role != "timestamp":
+            raise UserError(f"{path}: no column '{column}' ({role}); columns found: {list(names)}")
+    exprs = []
+    for role, column in select.items():
+        if column in names:
+            kind = RAW_SCHEMA[role]
+            source = pl.col(column).cast(pl.String) if kind == pl.String() else pl.col(column).cast(kind, strict=False)
+            exprs.append(source.alias(role))
+        else:
+            exprs.append(pl.lit(None, dtype=RAW_SCHEMA[role]).alias(role))
+    frame = pl.scan_parquet(path).select(exprs).collect()
+    return frame.with_columns(pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("line"))
+
+
+def read_interactions(cfg: dict[str, Any], bad: BadLines) -> pl.DataFrame:
+    """The interactions file of a generic dataset as the raw interaction frame."""
+    path = require_file(cfg["reviews"], "interactions")
+    select = _fields(cfg)
+    if is_parquet(path):
+        frame = _read_parquet(path, select)
+    else:
+        frame = read_delimited(
+            path, select=select, kinds=KINDS, bad=bad, sep=cfg.get("sep", ","), header=bool(cfg.get("header", True)),
+            columns=cfg.get("columns"), encoding=cfg.get("encoding", "utf-8"), quote=cfg.get("quote", '"'),
+            optional=frozenset({"timestamp"}),
+        )
+    if frame.height and frame["timestamp"].null_count() == frame.height:
+        log.warning("%s: no timestamp column '%s'; every timestamp is 0 (repeated pairs keep the last row)", path, select["timestamp"])
+        frame = frame.with_columns(pl.lit(0, dtype=pl.Int64).alias("timestamp"))
+    return frame.select(list(RAW_SCHEMA)).cast(RAW_SCHEMA)  # type: ignore[arg-type]
+
+
+def _text_columns(cfg: dict[str, Any]) -> dict[str, str]:
+    spec = cfg.get("items_text") or {}
+    mapping = {name: name for name in spec} if isinstance(spec, list) else dict(spec)
+    unknown = sorted(set(mapping) - set(TEXT_FIELDS))
+    if unknown:
+        raise UserError(f"params.yaml: items_text names {unknown} are not among {list(TEXT_FIELDS)} (use a mapping field: column)")
+    return {field: str(column) for field, column in mapping.items()}
+
+
+def read_items(cfg: dict[str, Any], bad: BadLines) -> pl.DataFrame:
+    """The optional item table as metadata rows (asin, title, brand, categories, description, line)."""
+    path = require_file(cfg["items"], "item table")
+    text = _text_columns(cfg)
+    flags = [str(f) for f in cfg.get("items_flags_as_categories") or []]
+    select = {"asin": str(cfg.get("items_id", "item")), **text, **{f"flag:{f}": f for f in flags}}
+    frame = read_delimited(
+        path, select=select, kinds={name: "str" for name in select}, bad=bad, sep=cfg.get("items_sep", cfg.get("sep", ",")),
+        header=bool(cfg.get("items_header", True)), columns=cfg.get("items_columns"),
+        encoding=cfg.get("items_encoding", "utf-8"), quote=cfg.get("items_quote", '"'), what="item table",
+    )
+    if flags:
+        bad_flags = frame.filter(pl.any_horizontal([~pl.col(f"flag:{f}").fill_null("0").is_in(["0", "1"]) for f in flags]))
+        if bad_flags.height:
+            raise UserError(f"{path}:{bad_flags['line'][0]}: category flag columns {flags} must hold 0 or 1")
+        categories = pl.concat_list([pl.when(pl.col(f"flag:{f}") == "1").then(pl.lit(f)) for f in flags]).list.drop_nulls()
+        frame = frame.with_columns(pl.when(categories.list.len() > 0).then(categories).alias("categories"))
+    for name in META_SCHEMA:
+        if name not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=META_SCHEMA[name]).alias(name))
+    missing = frame.filter(pl.col("asin").is_null())
+    for line in missing["line"]:
+        bad(path, int(line), "missing_item_id", f"item table row without an id in column '{select['asin']}'")
+    return frame.filter(pl.col("asin").is_not_null()).select(list(META_SCHEMA)).cast(META_SCHEMA)  # type: ignore[arg-type]

@@ -1,0 +1,24 @@
+"""The ``device`` parameter of the features and neighbors stages: auto, cpu or cuda."""
+
+from __future__ import annotations
+
+from pipeline.errors import UserError
+
+
+def resolve_device(device: str, key: str = "device") -> str:
+    """``auto`` -> ``cuda`` when a CUDA GPU is visible to torch, else ``cpu``.
+
+    ``cuda`` (or ``cuda:N``) without a GPU is a UserError naming ``key`` (the params key).
+    """
+    import torch
+
+    device = str(device)
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise UserError(f"params.yaml {key}: '{device}' asked for but no CUDA GPU is available (use auto or cpu)")
+        return device
+    raise UserError(f"params.yaml {key}: expected auto, cpu or cuda, got '{device}'")

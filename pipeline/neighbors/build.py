@@ -1,0 +1,131 @@
+"""The neighbors stage's work: kNN lists per modality, item groups and APFI candidate lists,
+with their recall against exact float64 brute force on a seeded sample of items.
+
+Returns tables (polars frames in the ``knn`` / ``candidates`` / ``item_groups`` schemas), a
+report for ``neighbors.json`` (reproducible: no timings) and the timings separately.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import polars as pl
+
+from pipeline.log import get_logger
+from pipeline.neighbors import exact
+from pipeline.neighbors.candidates import fused_candidates, normalized_modalities
+from pipeline.neighbors.groups import tail_mask, training_degree
+from pipeline.neighbors.knn import NeighborLists, knn_lists
+
+log = get_logger(__name__)
+
+
+@dataclass
+class NeighborsResult:
+    tables: dict[str, tuple[str, pl.DataFrame]] = field(default_factory=dict)  # file stem -> (schema kind, frame)
+    report: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _frame(lists: NeighborLists) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "item": pl.Series(lists.item, dtype=pl.Int32),
+            "neighbor": pl.Series(lists.neighbor, dtype=pl.Int32),
+            "score": pl.Series(lists.score, dtype=pl.Float32),
+            "rank": pl.Series(lists.rank, dtype=pl.Int16),
+        }
+    )
+
+
+def build_neighbors(
+    vectors: Mapping[str, np.ndarray],
+    train_items: np.ndarray,
+    *,
+    k: int = 10,
+    n_candidates: int = 60,
+    xi: float = 0.1,
+    device: str = "cpu",
+    block_size: int = 2048,
+    recall_sample: int = 256,
+    seed: int = 0,
+) -> NeighborsResult:
+    """All lists of one dataset. ``vectors``: modality -> ``[n_items, d]``; ``train_items``: the
+    item id of every training interaction (for eq. 15's degrees)."""
+    res = NeighborsResult()
+    normed, valid = normalized_modalities(vectors)
+    n_items = len(valid)
+    modalities = sorted(vectors)
+    rows = exact.sample_rows(np.arange(n_items), recall_sample, seed)
+    res.report = {
+        "n_items": n_items,
+        "modalities": modalities,
+        "fused_similarity": " * ".join(f"cos_{m}" for m in modalities),
+        "device": device,
+        "k": k,
+        "candidates": n_candidates,
+        "recall_sample": len(rows),
+        "knn": {},
+    }
+
+    for m in modalities:
+        t0 = time.perf_counter()
+        lists, info = knn_lists(vectors[m], k, device=device, block_size=block_size, name=f"{m}.npy")
+        res.seconds[f"knn_{m}"] = time.perf_counter() - t0
+        res.tables[f"knn_{m}"] = ("knn", _frame(lists))
+        nonzero = np.linalg.norm(normed[m], axis=1) > 0
+        ref_rows = rows[nonzero[rows]]
+        ref = exact.exact_lists(exact.exact_scores({m: normed[m]}, ref_rows), ref_rows, nonzero, k)
+        res.report["knn"][m] = {
+            **info,
+            "rows": len(lists.item),
+            "recall_vs_exact": round(exact.recall(lists, ref_rows, ref), 6),
+        }
+
+    t0 = time.perf_counter()
+    degree = training_degree(train_items, n_items)
+    tail = tail_mask(degree, xi)  # eq. 15
+    res.tables["item_groups"] = (
+        "item_groups",
+        pl.DataFrame(
+            {
+                "item": pl.Series(np.arange(n_items), dtype=pl.Int32),
+                "degree": pl.Series(degree, dtype=pl.Int32),
+                "tail": pl.Series(tail, dtype=pl.Boolean),
+            }
+        ),
+    )
+    cands = fused_candidates(vectors, tail, n_candidates, device=device, block_size=block_size)
+    res.seconds["candidates"] = time.perf_counter() - t0
+    res.tables["tail_candidates"] = ("candidates", _frame(cands.tail))
+    res.tables["popular_candidates"] = ("candidates", _frame(cands.popular))
+
+    t0 = time.perf_counter()
+    ref_rows = rows[valid[rows]]
+    scores = exact.exact_scores(normed, ref_rows)
+    ref_tail = exact.exact_lists(scores, ref_rows, valid & tail, n_candidates, largest=True)
+    ref_pop = exact.exact_lists(scores, ref_rows, valid & ~tail, n_candidates, largest=False)
+    res.seconds["recall_check"] = time.perf_counter() - t0
+    res.report.update(
+        {
+            "xi": xi,
+            "n_tail": int(tail.sum()),
+            "n_popular": int(n_items - tail.sum()),
+            "tail_max_degree": int(degree[tail].max()) if tail.any() else None,
+            "popular_min_degree": int(degree[~tail].min()) if (~tail).any() else None,
+            "items_without_training_interactions": int((degree == 0).sum()),
+            "candidate_items_left_out_zero_vector": cands.items_left_out,
+            "tail_candidates": {
+                "rows": len(cands.tail.item),
+                "recall_vs_exact": round(exact.recall(cands.tail, ref_rows, ref_tail), 6),
+            },
+            "popular_candidates": {
+                "rows": len(cands.popular.item),
+                "recall_vs_exact": round(exact.recall(cands.popular, ref_rows, ref_pop), 6),
+            },
+        }
+    )
+    return res

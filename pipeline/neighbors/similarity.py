@@ -1,0 +1,29 @@
+"""Cosine similarity as the inner product of L2-normalised vectors (eq. 16's s^m_ij).
+
+A zero vector has no direction: it stays zero after normalisation (similarity 0 to everything),
+and the neighbour searches leave such items out, as queries and as neighbours (counted).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.errors import UserError
+
+
+def l2_normalize(vectors: np.ndarray, name: str = "features") -> tuple[np.ndarray, np.ndarray]:
+    """Rows scaled to unit length (float32) and the mask of rows that are not zero vectors."""
+    x = np.asarray(vectors)
+    if x.ndim != 2:
+        raise UserError(f"{name}: expected a 2-d [n_items, dim] matrix, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).any(axis=1).sum())
+        raise UserError(f"{name}: {bad} row(s) hold NaN or infinite values")
+    x = x.astype(np.float32, copy=False)
+    norms = np.concatenate(  # float64 norms, in row blocks so no float64 copy of x is held
+        [np.linalg.norm(x[i : i + 4096].astype(np.float64), axis=1) for i in range(0, len(x), 4096)]
+    ) if len(x) else np.zeros(0)
+    nonzero = norms > 0
+    out = np.zeros_like(x, dtype=np.float32)
+    out[nonzero] = (x[nonzero] / norms[nonzero, None]).astype(np.float32)
+    return out, nonzero

@@ -35,6 +35,11 @@ class Recommender(nn.Module, ABC):
         self.emb_dim = emb_dim
         self.device = torch.device(device)
 
+    @classmethod
+    def inputs(cls, cfg: dict[str, Any]) -> frozenset[str]:
+        """Inputs this configuration reads beyond interactions (default: the class's ``needs``)."""
+        return cls.needs
+
     def param(self, key: str, default: Any = ...) -> Any:
         """A hyper-parameter of this model's params section (UserError naming a missing key)."""
         if key in self.cfg:

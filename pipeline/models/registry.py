@@ -48,9 +48,20 @@ def model_class(kind: str):
     return getattr(importlib.import_module(module), cls)
 
 
-def build_model(name: str, data: TrainData, models_params: dict[str, Any], emb_dim: int, device: torch.device):
-    """Instantiate the model named ``name`` in ``models_params`` (the params.yaml ``models`` section)."""
+def build_model(
+    name: str,
+    data: TrainData,
+    models_params: dict[str, Any],
+    emb_dim: int,
+    device: torch.device,
+    overrides: dict[str, Any] | None = None,
+):
+    """Instantiate the model named ``name`` in ``models_params`` (the params.yaml ``models`` section).
+
+    ``overrides`` are merged into the resolved config (e.g. the train stage's ``global_delta``).
+    """
     kind, cfg = resolve_config(name, models_params)
+    cfg.update(overrides or {})
     cls = model_class(kind)
     model = cls(data, cfg, emb_dim, device)
     model.name = name

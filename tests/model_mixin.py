@@ -1,0 +1,146 @@
+"""Behavioural tests every recommender inherits (in the spirit of implicit's RecommenderBaseTestMixin).
+
+Use::
+
+    from model_mixin import RecommenderTestMixin
+
+    class TestLightGCN(RecommenderTestMixin):
+        model_name = "lightgcn"            # a key of params.yaml `models`
+        model_overrides = {"n_layers": 1}  # optional: merged into the resolved config
+
+The model's config comes from the real params.yaml (``registry.resolve_config``, so ``variant_of``
+entries work), plus ``global_delta`` (params ``pst.delta``) for models whose inputs include the
+graph, as the train stage does. Data: the planted-cluster set of :mod:`planted`. Training uses a
+small budget (``train_settings``; override ``train_overrides`` if a model needs more) and is
+cached per class, so the whole mixin costs one short training run plus one rerun per model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from pipeline.evaluation.ranking import EvalSets, evaluate
+from pipeline.models.registry import build_model, model_class, resolve_config
+from pipeline.params import load_params
+from pipeline.training.trainer import FitResult, TrainSettings, fit
+from planted import planted_data
+
+PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+_FITS: dict[tuple, FitResult] = {}
+
+
+def popularity_recall(data, k: int = 10, split: str = "test") -> float:
+    """Recall@k of ranking items by training degree (ties by item id), training items masked."""
+    degree = np.bincount(data.train.item, minlength=data.n_items).astype(np.float32)
+    users = torch.ones(data.n_users, 1)
+    items = torch.from_numpy(degree)[:, None]
+    return evaluate(users, items, EvalSets.from_data(data), split=split, ks=(k,)).mean[f"recall@{k}"]
+
+
+class RecommenderTestMixin:
+    model_name: ClassVar[str] = ""
+    model_overrides: ClassVar[dict[str, Any]] = {}
+    #: TrainSettings fields for the short training runs (merged over the defaults below)
+    train_overrides: ClassVar[dict[str, Any]] = {}
+    #: how far above popularity's test Recall@10 the trained model must be
+    margin: ClassVar[float] = 0.1
+
+    # -- helpers -------------------------------------------------------------------------
+    @classmethod
+    def data(cls):
+        return planted_data()
+
+    @classmethod
+    def overrides(cls) -> dict[str, Any]:
+        kind, cfg = resolve_config(cls.model_name, PARAMS["models"])
+        cfg.update(cls.model_overrides)
+        extra = dict(cls.model_overrides)
+        if "graph" in model_class(kind).inputs(cfg):
+            extra.setdefault("global_delta", float(PARAMS["pst"]["delta"]))
+        return extra
+
+    @classmethod
+    def settings(cls) -> TrainSettings:
+        base = dict(epochs=30, patience=10, lr=0.01, batch_size=256, emb_dim=32, eval_batch_size=512, device="cpu")
+        base.update(cls.train_overrides)
+        return TrainSettings(**base)
+
+    @classmethod
+    def build(cls, device: torch.device | str = "cpu"):
+        s = cls.settings()
+        return build_model(cls.model_name, cls.data(), PARAMS["models"], s.emb_dim, torch.device(device), cls.overrides())
+
+    @classmethod
+    def train(cls, seed: int = 1, cached: bool = True, **paths) -> FitResult:
+        key = (cls.model_name, repr(sorted(cls.model_overrides.items())), repr(cls.settings()), seed)
+        if cached and not paths and key in _FITS:
+            return _FITS[key]
+        result = fit(lambda device: cls.build(device), cls.data(), cls.settings(), seed, **paths)
+        if cached and not paths:
+            _FITS[key] = result
+        return result
+
+    # -- tests ---------------------------------------------------------------------------
+    def test_embedding_and_score_shapes(self):
+        data = self.data()
+        torch.manual_seed(0)
+        model = self.build()
+        model.eval()
+        with torch.no_grad():
+            u, i = model.embeddings()
+            assert u.shape == (data.n_users, self.settings().emb_dim)
+            assert i.shape == (data.n_items, self.settings().emb_dim)
+            assert torch.isfinite(u).all() and torch.isfinite(i).all()
+            users = torch.tensor([0, 5, 7])
+            scores = model.scores(users)
+            assert scores.shape == (3, data.n_items)
+            torch.testing.assert_close(scores, u[users] @ i.T)
+
+    def test_loss_parts_are_finite_scalars_that_backpropagate(self):
+        data = self.data()
+        torch.manual_seed(0)
+        model = self.build()
+        model.train()
+        model.pre_epoch(1, torch.Generator().manual_seed(0))
+        users = torch.from_numpy(data.train.user[:64])
+        pos = torch.from_numpy(data.train.item[:64])
+        neg = (pos + 1) % data.n_items
+        parts = model.loss(users, pos, neg)
+        assert isinstance(parts, dict) and parts
+        for name, value in parts.items():
+            assert isinstance(value, torch.Tensor) and value.dim() == 0, name
+            assert torch.isfinite(value), name
+        torch.stack(list(parts.values())).sum().backward()
+        grads = [p.grad for p in model.parameters() if p.requires_grad]
+        assert grads and any(g is not None and g.abs().sum() > 0 for g in grads)
+
+    def test_training_items_are_never_recommended(self):
+        data = self.data()
+        res = self.train()
+        sets = EvalSets.from_data(data)
+        for split in ("valid", "test"):
+            out = evaluate(res.user_emb, res.item_emb, sets, split=split, ks=(50,))
+            train_keys = set((data.train.user * data.n_items + data.train.item).tolist())
+            listed = out.users[:, None] * data.n_items + out.topk_items
+            listed = listed[out.topk_items >= 0]
+            assert not train_keys.intersection(listed.tolist())
+            # every user has 80 - 11 = 69 unmasked items, so all 50 ranks are filled
+            assert (out.topk_items >= 0).all()
+
+    def test_same_seed_same_result(self):
+        first = self.train(seed=1)
+        second = self.train(seed=1, cached=False)
+        assert first.history == second.history
+        assert torch.equal(first.user_emb, second.user_emb)
+        assert torch.equal(first.item_emb, second.item_emb)
+
+    def test_beats_popularity_on_planted_clusters(self):
+        data = self.data()
+        res = self.train()
+        model_recall = evaluate(res.user_emb, res.item_emb, EvalSets.from_data(data), split="test", ks=(10,)).mean["recall@10"]
+        pop = popularity_recall(data)
+        assert model_recall > pop + self.margin, f"{self.model_name}: recall@10 {model_recall:.3f} vs popularity {pop:.3f}"

@@ -1,0 +1,77 @@
+"""Normalised adjacency (eq. 2) on a hand case, propagation, and the symmetric sparse product."""
+
+import math
+
+import numpy as np
+import torch
+
+import pytest
+
+from pipeline.graph.adjacency import normalized_adjacency, propagate, propagate_rows, spmm
+
+
+def test_hand_case_two_users_three_items():
+    # user 0 -> items 0, 1; user 1 -> item 1. Degrees: u0 2, u1 1, i0 1, i1 2, i2 0 (isolated).
+    adj = normalized_adjacency(2, 3, np.array([0, 0, 1]), np.array([0, 1, 1])).to_dense().numpy()
+    expected = np.zeros((5, 5))
+    for u, i, du, di in ((0, 0, 2, 1), (0, 1, 2, 2), (1, 1, 1, 2)):
+        expected[u, 2 + i] = expected[2 + i, u] = 1 / math.sqrt(du * di)
+    np.testing.assert_allclose(adj, expected, rtol=1e-6)
+    assert not adj[4].any() and not adj[:, 4].any()
+
+
+def test_duplicate_pairs_are_merged_with_summed_weights():
+    adj = normalized_adjacency(1, 2, np.array([0, 0, 0]), np.array([0, 0, 1]), weights=np.array([1.0, 2.0, 1.0]))
+    dense = adj.to_dense().numpy()
+    # weights: (0, i0) = 3, (0, i1) = 1; degree u0 = 4, i0 = 3, i1 = 1
+    np.testing.assert_allclose(dense[0, 1:], [3 / math.sqrt(4 * 3), 1 / math.sqrt(4 * 1)], rtol=1e-6)
+
+
+def test_propagate_mean_and_last_layer():
+    adj = normalized_adjacency(2, 3, np.array([0, 0, 1]), np.array([0, 1, 1]))
+    a = adj.to_dense().double()
+    x = torch.arange(10, dtype=torch.float32).reshape(5, 2)
+    xd = x.double()
+    mean = propagate(adj, x, 2).double()
+    torch.testing.assert_close(mean, (xd + a @ xd + a @ a @ xd) / 3, rtol=1e-5, atol=1e-6)
+    last = propagate(adj, x, 2, mean=False).double()
+    torch.testing.assert_close(last, a @ a @ xd, rtol=1e-5, atol=1e-6)
+
+
+def test_symmetric_spmm_gradient_equals_the_general_one():
+    rng = np.random.default_rng(0)
+    adj = normalized_adjacency(7, 5, rng.integers(0, 7, 20), rng.integers(0, 5, 20))
+    w = torch.randn(12, 3, generator=torch.Generator().manual_seed(0))
+    x1 = torch.randn(12, 3, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    (spmm(adj, spmm(adj, x1, symmetric=True), symmetric=True) * w).sum().backward()
+    (spmm(adj, spmm(adj, x2)) * w).sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad)
+
+
+def test_spmm_on_a_directed_graph_matches_dense_autograd():
+    dense = torch.tensor([[0.0, 0.5, 0.0], [0.0, 0.0, 2.0], [1.0, 0.0, 0.0]])  # not symmetric
+    x1 = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    w = torch.tensor([[1.0, -1.0], [2.0, 0.5], [0.0, 3.0]])
+    y1 = spmm(dense.to_sparse_csr(), x1)
+    (y1 * w).sum().backward()
+    (dense @ x2 * w).sum().backward()
+    torch.testing.assert_close(y1, dense @ x2)
+    torch.testing.assert_close(x1.grad, x2.grad)  # = dense.T @ w
+
+
+@pytest.mark.parametrize("n_layers", [0, 1, 2, 3])
+def test_propagate_rows_equals_full_propagation_at_those_rows(n_layers):
+    rng = np.random.default_rng(1)
+    adj = normalized_adjacency(6, 5, rng.integers(0, 6, 18), rng.integers(0, 5, 18))
+    rows = torch.tensor([0, 3, 3, 7, 10, 6])  # duplicates allowed (a user twice in a batch)
+    w = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    x1 = torch.randn(11, 4, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    y1 = propagate_rows(adj, x1, n_layers, rows)
+    y2 = propagate(adj, x2, n_layers, mean=True, symmetric=True)[rows]
+    torch.testing.assert_close(y1, y2)
+    (y1 * w).sum().backward()
+    (y2 * w).sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad)

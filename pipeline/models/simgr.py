@@ -1,0 +1,180 @@
+"""SiMGR: the multimodal base (§3, eq. 2-3) + Signed Graph Augmentation (§4.1, eq. 5-11), loss eq. 23.
+
+One class covers the ablations of Figure 3 through its config switches:
+
+* ``sga: false`` -> Base: E* = E_ig + E_hat (LightGCN on IDs + modality graph embedding).
+* ``sga: true``  -> E* = E_ig(new) + E_hat, E_ig(new) from the signed branches over A+ / A-.
+* ``pst: false`` -> the observed edges' signs are re-derived with the global delta
+  (``cfg["global_delta"]``, params ``pst.delta``, added by the train stage).
+* ``apfi: false`` -> pseudo edges are dropped (they enter neither A+ / A- nor the sign loss).
+
+Loss (eq. 23): BPR on E* over the trainer's (user, pos, neg) triples (pos from all training
+interactions, eq. 1) + lambda_s * sign loss (eq. 4) on a batch of signed edges drawn alongside
++ beta_cl * InfoNCE (eq. 22) between E_ig(new) and E* for the batch's users and positive items
++ reg * L2 of the batch's ego embeddings. Decisions on the paper's ambiguities: docs/paper-notes.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.errors import UserError
+from pipeline.graph.adjacency import normalized_adjacency, propagate
+from pipeline.graph.signed import select_edges
+from pipeline.log import get_logger
+from pipeline.models.base import Recommender, xavier_embedding
+from pipeline.models.losses import bpr_loss, info_nce, l2_reg, sign_loss
+from pipeline.models.modality import ModalityGraphEmbedding, user_mean_matrix
+from pipeline.models.sga import SignedGraphAugmentation
+from pipeline.training.data import SignedEdges, TrainData
+
+log = get_logger(__name__)
+
+
+def binary_adjacency(
+    n_users: int, n_items: int, users: np.ndarray, items: np.ndarray, device: torch.device | str
+) -> torch.Tensor:
+    """Normalised adjacency of the binary graph R_b (duplicate (user, item) pairs count once)."""
+    key = np.unique(np.asarray(users, np.int64) * n_items + np.asarray(items, np.int64))
+    return normalized_adjacency(n_users, n_items, key // n_items, key % n_items, device=device)
+
+
+class SiMGR(Recommender):
+    name = "simgr"
+    needs = frozenset({"features", "graph"})
+    reference = "SiMGR: sign-aware multimodal graph recommendation (Base eq. 2-3, SGA eq. 5-11, loss eq. 23)"
+
+    @classmethod
+    def inputs(cls, cfg: dict[str, Any]) -> frozenset[str]:
+        return frozenset({"features", "graph"}) if bool(cfg.get("sga", True)) else frozenset({"features"})
+
+    def __init__(self, data: TrainData, cfg: dict[str, Any], emb_dim: int, device: torch.device):
+        super().__init__(data, cfg, emb_dim, device)
+        self.n_layers = int(self.param("n_layers"))
+        self.reg = float(self.param("reg"))
+        self.beta_cl = float(self.param("beta_cl"))
+        self.tau = float(self.param("tau"))
+        self.use_sga = bool(self.param("sga"))
+        self.use_pst = bool(self.param("pst"))
+        self.use_apfi = bool(self.param("apfi"))
+        if not self.use_sga and (self.use_pst or self.use_apfi):
+            raise UserError("params.yaml: models.simgr (or a variant): pst / apfi true need sga: true (they shape A+, A-)")
+        if not data.features:
+            raise UserError(f"{data.name}: SiMGR needs item features (run the features stage)")
+
+        # eq. 2: ID LightGCN over the binary graph of all training interactions
+        self.user_emb = xavier_embedding(self.n_users, emb_dim)
+        self.item_emb = xavier_embedding(self.n_items, emb_dim)
+        # fixed graphs: built on the device once, plain attributes (not parameters, not checkpointed)
+        self.adj = binary_adjacency(self.n_users, self.n_items, data.train.user, data.train.item, self.device)
+        user_mean = user_mean_matrix(self.n_users, self.n_items, data.train.user, data.train.item, self.device)
+        self.modality = ModalityGraphEmbedding(
+            data.features, user_mean, self.adj, emb_dim, int(self.param("mm_layers")), self.device
+        )
+        log.info(
+            "SiMGR: %d users, %d items, %d training edges; modalities %s",
+            self.n_users,
+            self.n_items,
+            len(data.train),
+            {m: data.features[m].shape[1] for m in sorted(data.features)},
+        )
+
+        self.sga: SignedGraphAugmentation | None = None
+        self.lambda_s = self.gamma = self.psi = 0.0
+        self._sign_order: torch.Tensor | None = None
+        self._sign_next = 0
+        if self.use_sga:
+            self.lambda_s = float(self.param("lambda_s"))
+            self.gamma = float(self.param("gamma"))
+            self.psi = float(self.param("psi"))
+            self._build_sga(self._signed_edges(data), emb_dim)
+
+    def _build_sga(self, edges: SignedEdges, emb_dim: int) -> None:
+        """A+ / A- (eq. 5, 9), the SGA module and the signed edges of the sign loss (eq. 4), on the device."""
+        pos, neg = edges.sign > 0, edges.sign < 0
+        adj_pos = binary_adjacency(self.n_users, self.n_items, edges.user[pos], edges.item[pos], self.device)
+        adj_neg = binary_adjacency(self.n_users, self.n_items, edges.user[neg], edges.item[neg], self.device)
+        mlp_layers = int(self.param("mlp_layers"))
+        self.sga = SignedGraphAugmentation(self.n_users, self.n_items, adj_pos, adj_neg, emb_dim, self.n_layers, mlp_layers)
+        self.sign_user = torch.from_numpy(edges.user).to(self.device)
+        self.sign_item = torch.from_numpy(edges.item).to(self.device)
+        self.sign_sign = torch.from_numpy(edges.sign.astype(np.float32)).to(self.device)
+        log.info(
+            "SGA (pst=%s, apfi=%s): A+ %d edges (%d pseudo), A- %d edges (%d pseudo); %d signed edges in the sign loss",
+            self.use_pst, self.use_apfi, int(pos.sum()), int((pos & edges.pseudo).sum()),
+            int(neg.sum()), int((neg & edges.pseudo).sum()), len(edges.user),
+        )  # fmt: skip
+
+    def _signed_edges(self, data: TrainData) -> SignedEdges:
+        """The signed edges this variant uses: PST / global-delta signs, with or without pseudo edges."""
+        if data.edges is None:
+            raise UserError(f"{data.name}: SiMGR with sga: true needs the signed graph (run the graph stage)")
+        delta = self.cfg.get("global_delta")
+        if not self.use_pst and delta is None:
+            raise UserError("SiMGR with pst: false needs cfg 'global_delta' (params pst.delta; the train stage sets it)")
+        e = data.edges
+        if self.use_pst and delta is not None and data.thresholds is not None:
+            known = data.thresholds[np.isfinite(data.thresholds)]
+            if len(known) and np.all(known == np.float32(delta)):
+                log.warning("the graph was built without PST (every threshold = %s) but this variant asks for pst: true", delta)
+        if self.use_apfi and not e.pseudo.any():
+            log.warning("the graph has no pseudo edges (built with apfi disabled?) but this variant asks for apfi: true")
+        delta = float(delta) if delta is not None else float("nan")  # only read when pst is false
+        view = select_edges(e.user, e.item, e.sign, e.pseudo, e.weight, use_pst=self.use_pst, use_apfi=self.use_apfi, delta=delta)
+        return SignedEdges(*view)
+
+    # ---------------------------------------------------------------- forward
+    def ego(self) -> torch.Tensor:
+        """E^(0) = E^id, [M+N, d] (users then items)."""
+        return torch.cat([self.user_emb.weight, self.item_emb.weight], dim=0)
+
+    def forward_all(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(E_ig(new), E*) for all nodes, [M+N, d] each (E_ig(new) = E_ig without SGA)."""
+        e_ig = propagate(self.adj, self.ego(), self.n_layers, mean=True, symmetric=True)  # eq. 2
+        if self.sga is not None:
+            e_ig = self.sga(e_ig)  # eq. 10
+        return e_ig, e_ig + self.modality()  # eq. 3
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        _, e_star = self.forward_all()
+        return e_star[: self.n_users], e_star[self.n_users :]
+
+    # ---------------------------------------------------------------- training
+    def pre_epoch(self, epoch: int, generator: torch.Generator) -> None:
+        """Shuffle the signed edges for this epoch's sign-loss batches (drawn in order, cyclically)."""
+        if self.sga is not None:
+            n = len(self.sign_user)
+            self._sign_order = torch.randperm(n, generator=generator, device=generator.device).to(self.device)
+            self._sign_next = 0
+
+    def _sign_batch(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The next ``k`` signed edges of this epoch's order (user, item, sign)."""
+        n = len(self.sign_user)
+        if self._sign_order is None:  # loss() without pre_epoch (e.g. a direct call): torch's global RNG
+            self._sign_order = torch.randperm(n).to(self.device)
+            self._sign_next = 0
+        pos = (self._sign_next + torch.arange(k, device=self.device)) % n
+        self._sign_next = (self._sign_next + k) % n
+        idx = self._sign_order[pos]
+        return self.sign_user[idx], self.sign_item[idx], self.sign_sign[idx]
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
+        m = self.n_users
+        e_id, e_star = self.forward_all()
+        parts = {"bpr": bpr_loss(e_star[users], e_star[m + pos], e_star[m + neg])}  # eq. 1
+        if self.sga is not None and self.lambda_s > 0 and len(self.sign_user):
+            su, si, ss = self._sign_batch(len(users))
+            parts["sign"] = self.lambda_s * sign_loss(e_star[su], e_star[m + si], ss, self.gamma, self.psi)  # eq. 4
+        if self.beta_cl > 0:
+            uu, ii = torch.unique(users), m + torch.unique(pos)
+            cl = info_nce(e_id[uu], e_star[uu], self.tau) + info_nce(e_id[ii], e_star[ii], self.tau)  # eq. 22
+            parts["cl"] = self.beta_cl * cl
+        if self.reg > 0:
+            ego = [self.user_emb(users), self.item_emb(pos), self.item_emb(neg)]
+            if self.sga is not None:
+                ego += [self.sga.user_pos[users], self.sga.item_pos[pos], self.sga.item_pos[neg]]
+            parts["reg"] = self.reg * l2_reg(*ego)
+        return parts

@@ -1,0 +1,52 @@
+"""Small PNG charts for the report (matplotlib, Agg backend; no timestamps in the files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+_META = {"Software": None}  # keep the PNG bytes free of version strings
+
+
+def grouped_bars(path: str | Path, labels: list[str], series: dict[str, tuple[list[float], list[float]]],
+                 title: str, ylabel: str = "test metric") -> Path:
+    """Bars per label, one group member per series (name -> (means, stds)); std as error bars (NaN = none)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(1.4 * max(len(labels), 3) + 1.5, 3.4), dpi=100)
+    width = 0.8 / max(len(series), 1)
+    x = np.arange(len(labels))
+    for j, (name, (means, stds)) in enumerate(series.items()):
+        err = np.nan_to_num(np.asarray(stds, dtype=float), nan=0.0)
+        ax.bar(x + (j - (len(series) - 1) / 2) * width, means, width, yerr=err, capsize=3, label=name)
+    ax.set_xticks(x, labels, rotation=15, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata=_META)
+    plt.close(fig)
+    return path
+
+
+def line_plot(path: str | Path, x: list[float], series: dict[str, list[float]], title: str, xlabel: str,
+              ylabel: str = "test metric") -> Path:
+    """One line per series over ``x`` (sensitivity sweeps)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(4.5, 3.2), dpi=100)
+    for name, ys in series.items():
+        ax.plot(x, ys, marker="o", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata=_META)
+    plt.close(fig)
+    return path

@@ -1,0 +1,179 @@
+"""The report stage: every number recomputable from metrics/<ds>/*.json and user_metrics.parquet."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+
+from pipeline.report.significance import paired_test
+from pipeline.report.tables import marks
+from test_evaluate_stage import write_fake_dataset
+
+PARAMS = {
+    "run": {"seeds": [1, 2, 3], "models_cf": ["mf", "lightgcn"], "models_mm": ["base"], "models_signed": ["base_sga", "simgr"]},
+    "evaluate": {"protocol": "mmrec", "topk": [10, 20], "batch_size": 64, "device": "cpu"},
+    "report": {"metrics": ["recall@10", "recall@20", "ndcg@10", "ndcg@20"], "proposed": "simgr",
+               "ablation": ["base", "base_sga", "base_sga_pst", "base_sga_apfi"]},
+}
+MODELS = ["mf", "lightgcn", "base", "base_sga", "simgr"]
+NAMES = {"mf": "MF-BPR", "lightgcn": "LightGCN", "base": "Base", "base_sga": "Base+SGA", "simgr": "SiMGR"}
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    write_fake_dataset(root, PARAMS, seed=5)
+    mp = pytest.MonkeyPatch()
+    mp.chdir(root)
+    from stages.evaluate import main as evaluate_main
+    from stages.report import main as report_main
+
+    evaluate_main("toy")
+    report_main("toy")
+    yield root
+    mp.undo()
+
+
+def _json(root, model, seed):
+    return json.loads((root / "metrics" / "toy" / f"{model}-{seed}.json").read_text())
+
+
+def _cells(md: str, name: str) -> list[str]:
+    row = next(line for line in md.splitlines() if line.startswith(f"| {name} |"))
+    return [c.strip() for c in row.strip("|").split("|")[1:]]
+
+
+def test_table_cells_recompute_from_metrics_files(reported):
+    md = (reported / "reports" / "toy.md").read_text()
+    table2 = md.split("## Table 2")[1].split("##")[0]
+    assert "`mmrec` masking" in md and "validation" in md
+    for j, metric in enumerate(PARAMS["report"]["metrics"]):
+        means = {}
+        for model in ["mf", "lightgcn", "simgr"]:  # Table 2 rows: ablation variants are in Figure 3 only
+            vals = np.array([_json(reported, model, s)["test"][metric] for s in (1, 2, 3)])
+            means[model] = round(vals.mean(), 4)
+            text = f"{vals.mean():.4f} ± {vals.std(ddof=1):.4f}"
+            cell = _cells(table2, NAMES[model])[j]
+            assert text in cell
+        order = sorted(set(means.values()), reverse=True)
+        for model, mean in means.items():
+            cell = _cells(table2, NAMES[model])[j]
+            assert cell.startswith("**") == (mean == order[0])
+            assert cell.startswith("<u>") == (mean == order[1])
+        assert "| Base |" not in table2
+        # RelImp of SiMGR over the best of MF-BPR and LightGCN, on unrounded means
+        mean = {m: np.mean([_json(reported, m, s)["test"][metric] for s in (1, 2, 3)]) for m in ["mf", "lightgcn", "simgr"]}
+        best = max(["mf", "lightgcn"], key=mean.get)
+        relimp = (mean["simgr"] / mean[best] - 1) * 100
+        assert _cells(table2, "RelImp (SiMGR vs best other)")[j] == f"{relimp:.3f}%"
+        assert _cells(table2, "best other")[j] == NAMES[best]
+
+
+def test_csv_matches_metrics_files(reported):
+    csv = pl.read_csv(reported / "reports" / "toy.csv")
+    assert csv["model"].to_list() == MODELS
+    assert csv["role"].to_list() == ["baseline", "baseline", "ablation", "ablation", "proposed"]
+    for row in csv.iter_rows(named=True):
+        vals = np.array([_json(reported, row["model"], s)["test"]["ndcg@20"] for s in (1, 2, 3)])
+        assert row["ndcg@20_mean"] == round(vals.mean(), 4)
+        assert row["ndcg@20_std"] == round(vals.std(ddof=1), 4)
+        assert row["n_seeds"] == 3
+
+
+def test_significance_recomputes_from_user_metrics(reported):
+    md = (reported / "reports" / "toy.md").read_text()
+    sig = md.split("## Significance")[1].split("##")[0]
+    row = next(line for line in sig.splitlines() if line.startswith("| R@20 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    best = {v: k for k, v in NAMES.items()}[cells[1]]
+
+    def seed_avg(model):
+        frames = [pl.read_parquet(reported / "eval" / "toy" / f"{model}-{s}" / "user_metrics.parquet").filter(pl.col("split") == "test") for s in (1, 2, 3)]
+        return pl.concat(frames).group_by("user").agg(pl.col("recall@20").mean()).sort("user")["recall@20"].to_numpy()
+
+    a, b = seed_avg("simgr"), seed_avg(best)
+    assert int(cells[2]) == len(a)
+    w = stats.wilcoxon(a, b).pvalue
+    t = stats.ttest_rel(a, b).pvalue
+    fmt = lambda p: f"{p:.2e}" if p < 1e-3 else f"{p:.4f}"  # noqa: E731
+    assert cells[5] == fmt(w) and cells[6] == fmt(t)
+    assert cells[3] == f"{a.mean():.4f}"
+
+
+def test_ablation_table_and_chart(reported):
+    md = (reported / "reports" / "toy.md").read_text()
+    abl = md.split("## Figure 3")[1]
+    rows = [line.split("|")[1].strip() for line in abl.splitlines() if line.startswith("| ") and "Model" not in line]
+    assert rows == ["Base", "Base+SGA", "SiMGR"]  # variants not run are left out, proposed last
+    vals = np.array([_json(reported, "base_sga", s)["test"]["recall@20"] for s in (1, 2, 3)])
+    assert f"{vals.mean():.4f} ± {vals.std(ddof=1):.4f}" in _cells(abl, "Base+SGA")[0]
+    png = (reported / "reports" / "toy_ablation.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_is_byte_reproducible(reported):
+    from stages.report import main as report_main
+
+    files = [reported / "reports" / f for f in ("toy.md", "toy.csv", "toy_ablation.png")]
+    first = [f.read_bytes() for f in files]
+    mp = pytest.MonkeyPatch()
+    mp.chdir(reported)
+    try:
+        report_main("toy")
+    finally:
+        mp.undo()
+    assert [f.read_bytes() for f in files] == first
+
+
+def test_marks_on_rounded_values_share_ties():
+    got = marks({"a": 0.12344, "b": 0.12341, "c": 0.1, "d": 0.05, "e": math.nan})
+    assert got == {"a": "best", "b": "best", "c": "second", "d": "", "e": ""}
+
+
+def test_paired_test_hand_computed():
+    # five positive differences: exact two-sided Wilcoxon p = 2 / 2^5
+    a, b = np.array([1.0, 2, 3, 4, 5]), np.zeros(5)
+    res = paired_test(a + np.array([0.1, 0.2, 0.3, 0.4, 0.5]), a)
+    assert res.wilcoxon_p == pytest.approx(2 / 32)
+    assert res.n_users == 5 and res.mean_a == pytest.approx(3.3) and res.mean_b == pytest.approx(3.0)
+    # differences [1..5]: t = mean / (sd / sqrt(n)) = 3 / (sqrt(2.5) / sqrt(5)), df = 4
+    t = 3 / (math.sqrt(2.5) / math.sqrt(5))
+    assert paired_test(a, b).ttest_p == pytest.approx(2 * stats.t.sf(t, 4))
+    same = paired_test(a, a)
+    assert math.isnan(same.wilcoxon_p) and math.isnan(same.ttest_p)
+
+
+def _state(name, nu, r20, error=None, exps=None):
+    files = {f"metrics/toy/simgr-{s}.json": {"data": {"test": {"recall@20": r + s / 100, "ndcg@20": r / 2}}} for s, r in zip((1, 2), r20)}
+    data = None if error else {"rev": name, "params": {"params.yaml": {"data": {"pst": {"nu": nu}}}}, "metrics": files}
+    return {"rev": name, "name": name, "data": data, "error": error, "experiments": exps}
+
+
+def test_sweep_table_from_dvc_exp_show(tmp_path, monkeypatch):
+    from pipeline.report.sweep import sweep_table
+    from stages.sweep_report import main as sweep_main
+
+    exps = [{"revs": [_state("e1", 0.3, (0.1, 0.2)), _state("e2", 0.9, (0.3, 0.5))]},
+            {"revs": [_state("e3", 0.3, (0.3, 0.4)), _state("bad", 0.7, (0, 0), error={"msg": "failed"})]}]
+    show = [_state("workspace", 0.5, (0.2, 0.2)), _state("HEAD", 0.5, (0.2, 0.2), exps=exps)]
+    files = ["metrics/toy/simgr-1.json", "metrics/toy/simgr-2.json"]
+    table, skipped = sweep_table(show, "pst.nu", files, ["recall@20", "ndcg@20"])
+    assert skipped == 1
+    assert table["pst.nu"].to_list() == [0.3, 0.5, 0.9]
+    assert table["n_experiments"].to_list() == [2, 1, 1]  # workspace == HEAD counted once
+    # value 0.3: e1 mean recall (0.11 + 0.22) / 2 = 0.165, e3 (0.31 + 0.42) / 2 = 0.365 -> 0.265
+    assert table["recall@20"].to_list() == pytest.approx([0.265, (0.21 + 0.22) / 2, (0.31 + 0.52) / 2])
+    assert table["ndcg@20"].to_list() == pytest.approx([(0.075 + 0.175) / 2, 0.1, 0.2])
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("run:\n  seeds: [1, 2]\n")
+    (tmp_path / "exp.json").write_text(json.dumps(show))
+    sweep_main("exp.json", "toy", "pst.nu")
+    csv = pl.read_csv(tmp_path / "reports" / "sweeps" / "toy_pst.nu.csv")
+    assert csv["recall@20"].to_list() == [0.265, 0.215, 0.415]
+    assert (tmp_path / "reports" / "sweeps" / "toy_pst.nu.png").read_bytes()[:4] == b"\x89PNG"

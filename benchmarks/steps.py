@@ -1,0 +1,295 @@
+"""One measured benchmark step, run in its own process so its peak memory is its own.
+
+    python benchmarks/steps.py <spec.json> <result.json>
+
+The spec names the step (``synth``, a stage name, ``train``), the work folder (which holds a
+``params.yaml`` and ``data/``, laid out like the repository root) and its options. The result
+holds wall-clock seconds of each timed part, peak RSS (``ru_maxrss``), the RSS after imports
+(``baseline_rss_mb``), on CUDA ``torch.cuda.max_memory_allocated``, and the load average.
+Any exception is recorded as ``{"status": "failed", "error": ...}`` instead of a result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+import zlib
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+HASHED_TEXT_DIM = 384
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+class HashedTextEncoder:
+    """A stand-in for the sentence encoder: the normalised sum of one fixed random vector per word.
+
+    Deterministic (each word's vector is seeded by its CRC32) and fast; items that share words
+    (the synthetic clusters' vocabularies) get similar vectors, as with the real encoder.
+    """
+
+    def __init__(self, dim: int = HASHED_TEXT_DIM):
+        self.dim = dim
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _word(self, word: str) -> np.ndarray:
+        vec = self._cache.get(word)
+        if vec is None:
+            vec = np.random.default_rng(zlib.crc32(word.encode())).standard_normal(self.dim).astype(np.float32)
+            self._cache[word] = vec
+        return vec
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.dim
+
+    def encode(self, sentences, batch_size: int = 64, show_progress_bar: bool = False, convert_to_numpy: bool = True, **_):
+        out = np.zeros((len(sentences), self.dim), np.float32)
+        for row, sentence in enumerate(sentences):
+            for word in sentence.lower().split():
+                out[row] += self._word(word)
+        norm = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norm, 1e-12)
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], Any], device=None) -> tuple[Any, float]:
+    if device is not None:
+        _sync(device)
+    t0 = time.perf_counter()
+    out = fn()
+    if device is not None:
+        _sync(device)
+    return out, time.perf_counter() - t0
+
+
+def step_synth(spec: dict) -> dict:
+    from pipeline.synth import write_synthetic
+
+    args = spec["synth"]
+    paths, seconds = _timed(lambda: write_synthetic(Path(spec["raw_dir"]), **args))
+    return {"seconds": {"total": seconds}, "bytes": {k: p.stat().st_size for k, p in paths.items()}}
+
+
+def step_features(spec: dict) -> dict:
+    """The features stage; with ``text_encoder: hashed`` the sentence encoder is swapped for
+    :class:`HashedTextEncoder` (everything else, the image matching included, is the stage's code)."""
+    if spec.get("text_encoder", "model") != "hashed":
+        return step_stage(spec)
+    from pipeline.features.build import build_features
+    from pipeline.params import get, load_params, write_json
+    from pipeline.paths import stage_dir
+    from pipeline.schemas import read_table
+
+    params = load_params()
+    dataset = spec["dataset"]
+
+    def run():
+        items = read_table(stage_dir(dataset, "ingest") / "items.parquet", "items")
+        out = stage_dir(dataset, "features")
+        report = build_features(
+            items, get(params, "datasets")[dataset], out / "vectors", text_model="hashed-bag-of-words",
+            batch_size=int(get(params, "features.batch_size")), device="cpu", dataset=dataset,
+            load_encoder=lambda name, device: HashedTextEncoder(),
+        )
+        write_json(report, out / "features.json")
+
+    _, seconds = _timed(run)
+    return {"seconds": {"total": seconds}, "text_encoder": "hashed bag of words (384-d), not the sentence model"}
+
+
+def step_stage(spec: dict) -> dict:
+    """``stages.<name>.main(dataset)``, exactly what ``dvc repro`` runs for that stage."""
+    import importlib
+
+    module = importlib.import_module(f"stages.{spec['step']}")
+    _, seconds = _timed(lambda: module.main(spec["dataset"]))
+    out: dict[str, Any] = {"seconds": {"total": seconds}}
+    if spec["step"] == "features":
+        out["text_encoder"] = "sentence model from params (features.text_model)"
+    return out
+
+
+def _load(spec: dict, kind: str, cfg: dict):
+    from pipeline.models.registry import model_class
+    from pipeline.training.data import load_train_data
+
+    needs = model_class(kind).inputs(cfg)
+    root = Path("data") / spec["dataset"]
+    return load_train_data(root, features="features" in needs, knn="knn" in needs, graph="graph" in needs, name=spec["dataset"])
+
+
+def step_train(spec: dict) -> dict:
+    """Build one model, time ``epochs`` training epochs (the trainer's batch loop: shuffled
+    batches, vectorised negatives, Adam on the summed loss parts) and one full evaluation pass
+    (final embeddings + ranking of all items for valid and for test)."""
+    import torch
+
+    from pipeline.evaluation.ranking import EvalSets, evaluate
+    from pipeline.models.registry import build_model, resolve_config
+    from pipeline.params import get, load_params
+    from pipeline.training.sampler import NegativeSampler, epoch_batches
+    from pipeline.training.trainer import TrainSettings, deterministic, resolve_device, seed_everything
+
+    params = load_params()
+    settings = TrainSettings.from_params(params)
+    device = resolve_device(spec.get("device") or settings.device)
+    name = spec["model"]
+    kind, cfg = resolve_config(name, get(params, "models"))
+    data, load_s = _timed(lambda: _load(spec, kind, cfg))
+    overrides = {"global_delta": float(get(params, "pst.delta"))} if kind == "simgr" else None
+    seconds: dict[str, Any] = {"load_data": load_s}
+    profile = spec.get("profile")
+    with deterministic(device):
+        seed_everything(1)
+        model, seconds["build"] = _timed(
+            lambda: build_model(name, data, get(params, "models"), settings.emb_dim, device, overrides), device
+        )
+        opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+        gen = torch.Generator(device=device)
+        gen.manual_seed(1)
+        sampler = NegativeSampler(data.n_users, data.n_items, data.train.user, data.train.item, device)
+        users_all = torch.from_numpy(data.train.user).to(device)
+        items_all = torch.from_numpy(data.train.item).to(device)
+
+        def epoch(e: int) -> dict[str, float]:
+            model.train()
+            model.pre_epoch(e, gen)
+            parts_sum: dict[str, float] = {}
+            sample_s = 0.0
+            for idx in epoch_batches(len(data.train), settings.batch_size, gen):
+                users, pos = users_all[idx], items_all[idx]
+                t0 = time.perf_counter()
+                neg = sampler.sample(users, gen)
+                sample_s += time.perf_counter() - t0
+                parts = model.loss(users, pos, neg)
+                total = torch.stack(list(parts.values())).sum()
+                opt.zero_grad(set_to_none=True)
+                total.backward()
+                opt.step()
+                for k, v in parts.items():
+                    parts_sum[k] = parts_sum.get(k, 0.0) + float(v.detach()) * len(idx)
+            return {"sampling": sample_s, **{f"loss_{k}": v / len(data.train) for k, v in parts_sum.items()}}
+
+        def eval_pass() -> dict[str, float]:
+            sets = EvalSets.from_data(data)
+            model.eval()
+            with torch.no_grad():
+                (u, i), emb_s = _timed(model.embeddings, device)
+                res_v, valid_s = _timed(lambda: evaluate(u, i, sets, split="valid", ks=settings.ks,
+                                                         protocol=settings.protocol, batch_size=settings.eval_batch_size), device)
+                res_t, test_s = _timed(lambda: evaluate(u, i, sets, split="test", ks=settings.ks,
+                                                        protocol=settings.protocol, batch_size=settings.eval_batch_size), device)
+            return {"embeddings": emb_s, "valid": valid_s, "test": test_s,
+                    "valid_recall@20": res_v.mean.get("recall@20"), "test_recall@20": res_t.mean.get("recall@20")}
+
+        profiler = None
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        epochs = []
+        for e in range(1, int(spec.get("epochs", 2)) + 1):
+            info, sec = _timed(lambda: epoch(e), device)
+            epochs.append({"seconds": sec, **info})
+        ev, eval_s = _timed(eval_pass, device)
+        if profiler is not None:
+            import io
+            import pstats
+
+            profiler.disable()
+            buf = io.StringIO()
+            pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(30)
+            Path(profile).parent.mkdir(parents=True, exist_ok=True)
+            Path(profile).write_text(buf.getvalue())
+    seconds["epochs"] = [round(x["seconds"], 4) for x in epochs]
+    seconds["epoch"] = min(x["seconds"] for x in epochs)  # steady state: the fastest epoch
+    seconds["sampling_per_epoch"] = min(x["sampling"] for x in epochs)
+    seconds["eval_pass"] = eval_s
+    seconds.update({f"eval_{k}": v for k, v in ev.items() if k in ("embeddings", "valid", "test")})
+    return {
+        "seconds": seconds,
+        "model": name,
+        "class": kind,
+        "device": str(device),
+        "n_parameters": int(sum(p.numel() for p in model.parameters())),
+        "n_train": len(data.train),
+        "batches_per_epoch": -(-len(data.train) // settings.batch_size),
+        "losses_last_epoch": {k: v for k, v in epochs[-1].items() if k.startswith("loss_")},
+        "valid_recall@20_after": ev["valid_recall@20"],
+        "test_recall@20_after": ev["test_recall@20"],
+        "peak_cuda_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+    }
+
+
+def step_fit(spec: dict) -> dict:
+    """From the stage outputs to metrics: the train stage's whole run for one model (seed 1, early
+    stopping as configured), then the evaluate stage (the work params list only this run)."""
+    import importlib
+
+    from pipeline.params import read_json
+    from pipeline.paths import metrics_file, model_dir
+
+    train = importlib.import_module("stages.train")
+    evaluate = importlib.import_module("stages.evaluate")
+    _, train_s = _timed(lambda: train.main(spec["dataset"], spec["model"], "1"))
+    _, eval_s = _timed(lambda: evaluate.main(spec["dataset"]))
+    history = read_json(model_dir(spec["dataset"], spec["model"], 1) / "history.json")
+    metrics = read_json(metrics_file(spec["dataset"], spec["model"], 1))
+    return {"seconds": {"total": train_s + eval_s, "train": train_s, "evaluate": eval_s}, "model": spec["model"],
+            "epochs": history.get("epochs"), "best_epoch": history.get("best_epoch"), "metrics": metrics}
+
+
+STEPS = {"synth": step_synth, "features": step_features, "train": step_train, "fit": step_fit}
+
+
+def run(spec: dict) -> dict:
+    os.chdir(spec["work"])  # stages read ./params.yaml and ./data like the repository root
+    load_before = os.getloadavg()[0]
+    try:
+        import torch  # imported before the baseline so it is not counted as the step's
+
+        if spec.get("threads"):
+            torch.set_num_threads(int(spec["threads"]))
+
+        import pipeline.log  # noqa: F401
+    except ImportError:
+        pass
+    baseline = _rss_mb()
+    try:
+        result = STEPS.get(spec["step"], step_stage)(spec)
+        result["status"] = "ok"
+    except BaseException as exc:  # noqa: BLE001 - the harness records any failure and moves on
+        result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}".strip()[:500],
+                  "traceback": traceback.format_exc()[-3000:]}
+    result.update({"step": spec["step"], "baseline_rss_mb": round(baseline, 1), "peak_rss_mb": round(_peak_rss_mb(), 1),
+                   "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]})
+    return result
+
+
+if __name__ == "__main__":
+    spec_file, result_file = sys.argv[1], sys.argv[2]
+    out = run(json.loads(Path(spec_file).read_text()))
+    Path(result_file).write_text(json.dumps(out, indent=2, default=float) + "\n")
+    sys.exit(0 if out["status"] == "ok" else 1)

@@ -149,7 +149,7 @@ def step_train(spec: dict) -> dict:
     from pipeline.models.registry import build_model, resolve_config
     from pipeline.params import get, load_params
     from pipeline.training.sampler import NegativeSampler, epoch_batches
-    from pipeline.training.trainer import TrainSettings, deterministic, resolve_device, seed_everything
+    from pipeline.training.trainer import TrainSettings, deterministic, resolve_device, seed_everything, train_epoch
 
     params = load_params()
     settings = TrainSettings.from_params(params)
@@ -165,7 +165,7 @@ def step_train(spec: dict) -> dict:
         model, seconds["build"] = _timed(
             lambda: build_model(name, data, get(params, "models"), settings.emb_dim, device, overrides), device
         )
-        opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+        opt = torch.optim.Adam(model.parameters(), lr=settings.lr, fused=True)  # as the trainer
         gen = torch.Generator(device=device)
         gen.manual_seed(1)
         sampler = NegativeSampler(data.n_users, data.n_items, data.train.user, data.train.item, device)
@@ -173,23 +173,18 @@ def step_train(spec: dict) -> dict:
         items_all = torch.from_numpy(data.train.item).to(device)
 
         def epoch(e: int) -> dict[str, float]:
-            model.train()
-            model.pre_epoch(e, gen)
-            parts_sum: dict[str, float] = {}
-            sample_s = 0.0
-            for idx in epoch_batches(len(data.train), settings.batch_size, gen):
-                users, pos = users_all[idx], items_all[idx]
-                t0 = time.perf_counter()
-                neg = sampler.sample(users, gen)
-                sample_s += time.perf_counter() - t0
-                parts = model.loss(users, pos, neg)
-                total = torch.stack(list(parts.values())).sum()
-                opt.zero_grad(set_to_none=True)
-                total.backward()
-                opt.step()
-                for k, v in parts.items():
-                    parts_sum[k] = parts_sum.get(k, 0.0) + float(v.detach()) * len(idx)
-            return {"sampling": sample_s, **{f"loss_{k}": v / len(data.train) for k, v in parts_sum.items()}}
+            # sampling is timed on its own (same generator stream, separate pass), then the
+            # trainer's own epoch loop runs: what the train stage executes, nothing re-written here
+            probe = torch.Generator(device=device)
+            probe.set_state(gen.get_state())
+            t0 = time.perf_counter()
+            for idx in epoch_batches(len(data.train), settings.batch_size, probe):
+                sampler.sample(users_all[idx], probe)
+            sample_s = time.perf_counter() - t0
+            parts, train_s = _timed(
+                lambda: train_epoch(model, opt, sampler, users_all, items_all, settings.batch_size, e, gen), device
+            )
+            return {"seconds": train_s, "sampling": sample_s, **{f"loss_{k}": v for k, v in parts.items()}}
 
         def eval_pass() -> dict[str, float]:
             sets = EvalSets.from_data(data)
@@ -211,8 +206,7 @@ def step_train(spec: dict) -> dict:
             profiler.enable()
         epochs = []
         for e in range(1, int(spec.get("epochs", 2)) + 1):
-            info, sec = _timed(lambda: epoch(e), device)
-            epochs.append({"seconds": sec, **info})
+            epochs.append(epoch(e))
         ev, eval_s = _timed(eval_pass, device)
         if profiler is not None:
             import io

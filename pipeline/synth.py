@@ -336,6 +336,16 @@ def image_vectors(item_cluster: np.ndarray, n_clusters: int, dim: int, rng: np.r
     return vec
 
 
+def synthetic_files(out_dir: str | Path, category: str = "Synthetic") -> dict[str, Path]:
+    """The paths :func:`write_synthetic` writes in ``out_dir`` (reviews, meta, images)."""
+    out_dir = Path(out_dir)
+    return {
+        "reviews": out_dir / f"reviews_{category}_5.json.gz",
+        "meta": out_dir / f"meta_{category}.json.gz",
+        "images": out_dir / f"image_features_{category}.b",
+    }
+
+
 def write_synthetic(
     out_dir: Path,
     *,
@@ -373,11 +383,11 @@ def write_synthetic(
     user_ids = _reviewer_ids(n_users, rng)
     vocab = _vocabularies(n_clusters, rng)
     reviews = _write_gzip_lines(
-        out_dir / f"reviews_{category}_5.json.gz",
+        synthetic_files(out_dir, category)["reviews"],
         _review_lines(user_ids, asins, slot_user, slot_item, rating, item_cluster, vocab, rng),
     )
-    meta = _write_gzip_lines(out_dir / f"meta_{category}.json.gz", _item_meta(asins, item_cluster, vocab, category, rng))
-    images = write_image_features(out_dir / f"image_features_{category}.b", asins, image_vectors(item_cluster, n_clusters, image_dim, rng))
+    meta = _write_gzip_lines(synthetic_files(out_dir, category)["meta"], _item_meta(asins, item_cluster, vocab, category, rng))
+    images = write_image_features(synthetic_files(out_dir, category)["images"], asins, image_vectors(item_cluster, n_clusters, image_dim, rng))
     hist = np.bincount(rating, minlength=6)[1:]
     log.info(
         "wrote synthetic %s: %d users, %d items, %d interactions (%d repeated pairs swapped away), "

@@ -25,13 +25,7 @@ def grouped_bars(path: str | Path, labels: list[str], series: dict[str, tuple[li
         err = np.nan_to_num(np.asarray(stds, dtype=float), nan=0.0)
         ax.bar(x + (j - (len(series) - 1) / 2) * width, means, width, yerr=err, capsize=3, label=name)
     ax.set_xticks(x, labels, rotation=15, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata=_META)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, title, ylabel)
 
 
 def line_plot(path: str | Path, x: list[float], series: dict[str, list[float]], title: str, xlabel: str,
@@ -43,6 +37,11 @@ def line_plot(path: str | Path, x: list[float], series: dict[str, list[float]], 
     for name, ys in series.items():
         ax.plot(x, ys, marker="o", label=name)
     ax.set_xlabel(xlabel)
+    return _save(fig, ax, path, title, ylabel)
+
+
+def _save(fig, ax, path: Path, title: str, ylabel: str) -> Path:
+    """Label, lay out and write a figure as PNG with fixed metadata (stable bytes), then close it."""
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)

@@ -18,7 +18,7 @@ import polars as pl
 
 from pipeline.errors import UserError
 from pipeline.evaluation.outputs import load_embeddings, recommendations_frame, user_metrics_frame
-from pipeline.evaluation.ranking import PROTOCOLS, EvalSets, evaluate
+from pipeline.evaluation.ranking import PROTOCOLS, EvalSets, evaluate_splits
 from pipeline.features.device import resolve_device
 from pipeline.log import get_logger
 from pipeline.params import get, load_params, read_json, write_json
@@ -78,8 +78,8 @@ def evaluate_run(dataset: str, model: str, seed: int, sets: EvalSets, protocol: 
     src = model_dir(dataset, model, seed)
     hist = _history(src / "history.json")
     user_emb, item_emb = load_embeddings(src / "embeddings.pt", sets.n_users, sets.n_items, device)
-    valid = evaluate(user_emb, item_emb, sets, "valid", ks, protocol, batch_size)
-    test = evaluate(user_emb, item_emb, sets, "test", ks, protocol, batch_size)
+    res = evaluate_splits(user_emb, item_emb, sets, ("valid", "test"), ks, protocol, batch_size)  # one ranking under mmrec
+    valid, test = res["valid"], res["test"]
     if not len(test.users):
         raise UserError(f"data/{dataset}/ingest/interactions.parquet: no test user has a training interaction; nothing to evaluate")
     recs, n_empty = recommendations_frame(test)

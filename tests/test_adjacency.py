@@ -7,7 +7,7 @@ import torch
 
 import pytest
 
-from pipeline.graph.adjacency import normalized_adjacency, propagate, propagate_rows, spmm
+from pipeline.graph.adjacency import _product, normalized_adjacency, propagate, propagate_with_ego, spmm
 
 
 def test_hand_case_two_users_three_items():
@@ -61,17 +61,70 @@ def test_spmm_on_a_directed_graph_matches_dense_autograd():
     torch.testing.assert_close(x1.grad, x2.grad)  # = dense.T @ w
 
 
+@pytest.mark.parametrize("mean", [True, False])
 @pytest.mark.parametrize("n_layers", [0, 1, 2, 3])
-def test_propagate_rows_equals_full_propagation_at_those_rows(n_layers):
+def test_propagate_rows_equals_full_propagation_at_those_rows(n_layers, mean):
     rng = np.random.default_rng(1)
     adj = normalized_adjacency(6, 5, rng.integers(0, 6, 18), rng.integers(0, 5, 18))
     rows = torch.tensor([0, 3, 3, 7, 10, 6])  # duplicates allowed (a user twice in a batch)
     w = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
     x1 = torch.randn(11, 4, generator=torch.Generator().manual_seed(1), requires_grad=True)
     x2 = x1.detach().clone().requires_grad_(True)
-    y1 = propagate_rows(adj, x1, n_layers, rows)
-    y2 = propagate(adj, x2, n_layers, mean=True, symmetric=True)[rows]
+    y1 = propagate(adj, x1, n_layers, mean=mean, symmetric=True, rows=rows)
+    y2 = propagate(adj, x2, n_layers, mean=mean, symmetric=True)[rows]
+    assert torch.equal(y1, y2)  # the same floats, not just close
+    (y1 * w).sum().backward()
+    (y2 * w).sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad)
+
+
+def test_cpu_kernels_give_the_same_floats_whatever_the_thread_count():
+    rng = np.random.default_rng(3)
+    adj = normalized_adjacency(300, 200, rng.integers(0, 300, 3000), rng.zipf(1.5, 3000) % 200)
+    x = torch.randn(500, 16, generator=torch.Generator().manual_seed(2))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = _product(adj, x, transpose=False)  # scipy
+        torch.set_num_threads(2)
+        multi = _product(adj, x, transpose=False)  # torch's row-parallel kernel
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(single, multi)
+    torch.testing.assert_close(single, adj.to_dense() @ x)
+
+
+@pytest.mark.parametrize("mean", [True, False])
+def test_propagate_rows_on_a_directed_graph_matches_dense_autograd(mean):
+    dense = torch.tensor([[0.0, 0.5, 0.0, 1.0], [0.0, 0.0, 2.0, 0.0], [1.0, 0.0, 0.0, 0.5], [0.0, 3.0, 0.0, 0.0]])
+    rows = torch.tensor([2, 0, 2])
+    x1 = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [-1.0, 0.5]], requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    w = torch.tensor([[1.0, -1.0], [2.0, 0.5], [0.0, 3.0]])
+    y1 = propagate(dense.to_sparse_csr(), x1, 3, mean=mean, rows=rows)
+    layers = [x2, dense @ x2, dense @ dense @ x2, dense @ dense @ dense @ x2]
+    y2 = (sum(layers) / 4 if mean else layers[-1])[rows]
     torch.testing.assert_close(y1, y2)
     (y1 * w).sum().backward()
     (y2 * w).sum().backward()
     torch.testing.assert_close(x1.grad, x2.grad)
+
+
+@pytest.mark.parametrize("n_layers", [0, 1, 2, 3])
+def test_propagate_with_ego_values_and_gradient(n_layers):
+    rng = np.random.default_rng(4)
+    adj = normalized_adjacency(6, 5, rng.integers(0, 6, 18), rng.integers(0, 5, 18))
+    rows = torch.tensor([1, 4, 4, 9, 0])
+    w1 = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    w2 = torch.randn(5, 3, generator=torch.Generator().manual_seed(5))
+    x1 = torch.randn(11, 3, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    out, ego = propagate_with_ego(adj, x1, n_layers, rows, symmetric=True)
+    ref_out, ref_ego = propagate(adj, x2, n_layers, symmetric=True)[rows], x2[rows]
+    assert torch.equal(out, ref_out) and torch.equal(ego, ref_ego)
+    ((out * w1).sum() + (ego * w2).sum()).backward()
+    ((ref_out * w1).sum() + (ref_ego * w2).sum()).backward()
+    torch.testing.assert_close(x1.grad, x2.grad)
+    x3 = x1.detach().clone().requires_grad_(True)  # only the ego rows used: the gradient is theirs alone
+    (propagate_with_ego(adj, x3, n_layers, rows, symmetric=True)[1] * w2).sum().backward()
+    torch.testing.assert_close(x3.grad, torch.zeros(11, 3).index_add_(0, rows, w2))

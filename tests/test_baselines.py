@@ -81,9 +81,9 @@ def test_siren_positive_graph_holds_only_ratings_above_offset():
     assert 0 < n_pos < len(data.train)
     assert model.adj._nnz() == 2 * n_pos
     users = torch.from_numpy(data.train.user[:20])
-    found, idx = model.pairs.find(users, torch.from_numpy(data.train.item[:20]))
+    found, sign = model.pairs.lookup(users, torch.from_numpy(data.train.item[:20]))
     assert found.all()
-    np.testing.assert_array_equal(model.pairs.values[idx].numpy(), np.sign(data.train.rating[:20] - 3.5))
+    np.testing.assert_array_equal(sign.numpy(), np.sign(data.train.rating[:20] - 3.5))
 
 
 def test_siren_negatives_avoid_training_items_and_are_seeded():

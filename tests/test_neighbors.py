@@ -12,7 +12,7 @@ from pipeline.neighbors.build import build_neighbors
 from pipeline.neighbors.candidates import fused_candidates
 from pipeline.neighbors.groups import tail_mask, training_degree
 from pipeline.neighbors.knn import knn_lists
-from pipeline.neighbors.similarity import l2_normalize
+from pipeline.neighbors.similarity import fused_block, l2_normalize
 from pipeline.neighbors.topk import topk_rows
 
 
@@ -59,6 +59,16 @@ def test_l2_normalize_keeps_zero_rows_zero_and_rejects_nan():
     assert nonzero.tolist() == [True, False]
     with pytest.raises(UserError, match="1 row\\(s\\) hold NaN"):
         l2_normalize(np.array([[np.nan, 1.0]]), "image.npy")
+
+
+def test_fused_block_is_the_product_of_per_modality_cosines():
+    a = torch.tensor([[1.0, 0.0], [0.6, 0.8]])  # unit rows
+    b = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    # cos_a = [[1, 0.6], [0.6, 1]], cos_b = [[1, 0], [0, 1]]
+    torch.testing.assert_close(fused_block([a, b], [a, b]), torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    torch.testing.assert_close(fused_block([a[1:]], [a]), torch.tensor([[0.6, 1.0]]))  # one modality: its cosine
+    with pytest.raises(ValueError, match="expected the same"):
+        fused_block([a], [a, b])
 
 
 # --- FAISS kNN -------------------------------------------------------------------------------------

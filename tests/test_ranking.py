@@ -1,4 +1,5 @@
-"""Full ranking: masking protocols, evaluated users, batching, short item lists, against brute force."""
+"""Full ranking: masking protocols, evaluated users, batching, short item lists, against brute force;
+one shared ranking for valid + test (``evaluate_splits``), equal to the per-split rankings bit for bit."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import pytest
 import torch
 
 from pipeline.evaluation.metrics import map_at, ndcg_at, precision_at, recall_at
-from pipeline.evaluation.ranking import EvalSets, evaluate
+from pipeline.evaluation import ranking
+from pipeline.evaluation.ranking import SCORE_BLOCK, EvalSets, evaluate, evaluate_splits
 
 
-def _random_sets(seed: int = 0, n_users: int = 40, n_items: int = 30):
-    """Each user gets disjoint train/valid/test items; user 0 has no train, user 1 no valid/test."""
+def _random_sets(seed: int = 0, n_users: int = 40, n_items: int = 30, one_split: bool = False):
+    """Each user gets disjoint train/valid/test items; user 0 has no train, user 1 no valid/test;
+    with ``one_split``, users 5k + 2 have no valid item and users 5k + 3 no test item."""
     rng = np.random.default_rng(seed)
     split = {"train": ([], []), "valid": ([], []), "test": ([], [])}
     for u in range(n_users):
@@ -22,6 +25,8 @@ def _random_sets(seed: int = 0, n_users: int = 40, n_items: int = 30):
             parts["train"] = items[:0]
         if u == 1:
             parts["valid"] = parts["test"] = items[:0]
+        if one_split and u % 5 in (2, 3):
+            parts["valid" if u % 5 == 2 else "test"] = items[:0]
         for name, its in parts.items():
             split[name][0].extend([u] * len(its))
             split[name][1].extend(its.tolist())
@@ -76,7 +81,7 @@ def test_training_items_never_recommended_and_batched_equals_unbatched():
     full = evaluate(ue, ie, sets, split="test", ks=(10, 20), batch_size=10_000)
     small = evaluate(ue, ie, sets, split="test", ks=(10, 20), batch_size=3)
     np.testing.assert_array_equal(full.topk_items, small.topk_items)
-    np.testing.assert_allclose(full.topk_scores, small.topk_scores, rtol=0, atol=1e-5)  # BLAS rounding differs by shape
+    np.testing.assert_array_equal(full.topk_scores, small.topk_scores)  # fixed-shape score GEMMs: same bits
     assert full.mean == small.mean
     tu, ti = sets.train
     train = set(zip(tu.tolist(), ti.tolist()))
@@ -149,3 +154,158 @@ def test_from_data_and_bad_input():
         evaluate(ue * float("nan"), ie, sets)
     with pytest.raises(ValueError, match="item ids"):
         EvalSets(2, 3, ([0], [3]), ([], []), ([], []))
+
+
+# --- evaluate_splits: one ranking per mask -------------------------------------------------------
+
+
+def _same(a, b):
+    """Two EvalResults are equal bit for bit."""
+    assert (a.split, a.protocol, a.ks, a.n_dropped_no_train) == (b.split, b.protocol, b.ks, b.n_dropped_no_train)
+    for name in ("users", "n_relevant", "topk_items", "topk_scores"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        assert getattr(a, name).dtype == getattr(b, name).dtype
+    assert a.per_user.keys() == b.per_user.keys()
+    for name in a.per_user:
+        np.testing.assert_array_equal(a.per_user[name], b.per_user[name], err_msg=name)
+    assert a.mean == b.mean
+
+
+def _four_users():
+    """6 items, item i scores i / 10 for every user; user 0 has valid and test items, user 1 test only,
+    user 2 valid only, user 3 no training item (dropped from both splits)."""
+    pair = lambda *ui: (np.array([u for u, _ in ui], np.int64), np.array([i for _, i in ui], np.int64))  # noqa: E731
+    sets = EvalSets(4, 6, train=pair((0, 0), (1, 5), (2, 1)), valid=pair((0, 5), (2, 4), (3, 2)),
+                    test=pair((0, 4), (0, 3), (1, 4), (3, 1)))
+    return sets, torch.ones(4, 1), torch.arange(6, dtype=torch.float32)[:, None] / 10
+
+
+def _count_rankings(monkeypatch):
+    calls = []
+    real = ranking._rank_batch
+
+    def spy(user_emb, item_emb, batch, mask_csr, k, buffer=None):
+        calls.append((batch.tolist(), len(mask_csr)))
+        return real(user_emb, item_emb, batch, mask_csr, k, buffer)
+
+    monkeypatch.setattr(ranking, "_rank_batch", spy)
+    return calls
+
+
+def test_mmrec_ranks_valid_and_test_once(monkeypatch):
+    sets, ue, ie = _four_users()
+    calls = _count_rankings(monkeypatch)
+    res = evaluate_splits(ue, ie, sets, ks=(1, 3), protocol="mmrec")
+    assert calls == [([0, 1, 2], 1)]  # the union of both splits' users, training items masked, one batch
+    va, te = res["valid"], res["test"]
+    assert list(res) == ["valid", "test"] and va.split == "valid" and te.split == "test"
+    assert va.users.tolist() == [0, 2] and te.users.tolist() == [0, 1]  # user 1 only in test, 2 only in valid
+    assert va.n_dropped_no_train == te.n_dropped_no_train == 1  # user 3
+    # training items masked: user 0 loses item 0, user 1 item 5, user 2 item 1
+    assert va.topk_items.tolist() == [[5, 4, 3], [5, 4, 3]]
+    assert te.topk_items.tolist() == [[5, 4, 3], [4, 3, 2]]
+    assert va.topk_items[0].tolist() == te.topk_items[0].tolist()  # one ranking of user 0 serves both splits
+    np.testing.assert_array_equal(te.topk_scores[1], np.float32([0.4, 0.3, 0.2]))
+    assert va.per_user["recall@1"].tolist() == [1.0, 0.0] and va.per_user["recall@3"].tolist() == [1.0, 1.0]
+    assert te.per_user["recall@1"].tolist() == [0.0, 1.0] and te.per_user["recall@3"].tolist() == [1.0, 1.0]
+    assert te.n_relevant.tolist() == [2, 1]
+    assert te.per_user["ndcg@3"][0] == pytest.approx((1 / np.log2(3) + 1 / np.log2(4)) / (1 + 1 / np.log2(3)))
+
+
+def test_strict_ranks_test_separately_with_validation_items_masked(monkeypatch):
+    sets, ue, ie = _four_users()
+    calls = _count_rankings(monkeypatch)
+    res = evaluate_splits(ue, ie, sets, ks=(1, 3), protocol="strict")
+    assert calls == [([0, 2], 1), ([0, 1], 2)]  # valid: train masked; test: train + valid masked
+    assert res["valid"].topk_items.tolist() == [[5, 4, 3], [5, 4, 3]]
+    assert res["test"].topk_items.tolist() == [[4, 3, 2], [4, 3, 2]]  # user 0's validation item 5 masked
+    assert res["test"].per_user["recall@1"].tolist() == [0.5, 1.0]
+    assert res["test"].per_user["ndcg@3"].tolist() == [1.0, 1.0]
+
+
+def test_one_split_ranks_its_users_only(monkeypatch):
+    sets, ue, ie = _four_users()
+    calls = _count_rankings(monkeypatch)
+    va = evaluate(ue, ie, sets, split="valid", ks=(3,))  # the trainer's per-epoch validation
+    te = evaluate_splits(ue, ie, sets, splits="test", ks=(3,))
+    assert calls == [([0, 2], 1), ([0, 1], 1)]
+    assert va.users.tolist() == [0, 2] and list(te) == ["test"] and te["test"].users.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("protocol", ["mmrec", "strict"])
+def test_joint_equals_separate_and_brute_force(protocol):
+    sets = _random_sets(seed=5, n_users=700, n_items=90, one_split=True)
+    ue, ie = _embeddings(sets.n_users, sets.n_items, seed=5, d=16)
+    joint = evaluate_splits(ue, ie, sets, ("valid", "test"), ks=(5, 20), protocol=protocol, batch_size=64)
+    assert list(joint) == ["valid", "test"]
+    union = np.union1d(joint["valid"].users, joint["test"].users)
+    assert len(union) > max(len(joint["valid"].users), len(joint["test"].users))  # some users in one split only
+    for split in ("valid", "test"):
+        # bit for bit the same as ranking the split's users alone, whatever the batch size
+        for batch_size in (1, 7, 64, 5000):
+            _same(joint[split], evaluate(ue, ie, sets, split=split, ks=(5, 20), protocol=protocol, batch_size=batch_size))
+        _same(joint[split], evaluate_splits(ue, ie, sets, (split,), ks=(5, 20), protocol=protocol, batch_size=64)[split])
+        # and as sorting the full score matrix by (score desc, item asc)
+        ref = _brute_force(ue, ie, sets, split, protocol, 20)
+        res = joint[split]
+        assert res.users.tolist() == sorted(ref)
+        assert res.topk_items.tolist() == [ref[u][0] for u in res.users]
+        hits, n_rel = np.array([ref[u][1] for u in res.users]), np.array([ref[u][2] for u in res.users])
+        np.testing.assert_allclose(res.per_user["ndcg@20"], ndcg_at(hits, n_rel, 20), atol=1e-12)
+        np.testing.assert_allclose(res.per_user["recall@5"], recall_at(hits, n_rel, 5), atol=1e-12)
+        full = (ue @ ie.T).numpy()
+        rows = res.users[:, None].repeat(20, 1)
+        np.testing.assert_allclose(res.topk_scores, full[rows, res.topk_items], rtol=0, atol=1e-5)
+    # the splits' order is the caller's; duplicates are ignored
+    again = evaluate_splits(ue, ie, sets, ("test", "valid", "test"), ks=(5, 20), protocol=protocol, batch_size=64)
+    assert list(again) == ["test", "valid"]
+    for split in again:
+        _same(again[split], joint[split])
+
+
+def test_scores_do_not_depend_on_the_batch():
+    g = torch.Generator().manual_seed(0)
+    ue, ie = torch.randn(1000, 64, generator=g), torch.randn(333, 64, generator=g)
+    full = ranking._scores(ue, ie, torch.arange(1000))
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 7, SCORE_BLOCK - 1, SCORE_BLOCK, SCORE_BLOCK + 1, 999):
+        batch = torch.from_numpy(rng.choice(1000, n, replace=False))
+        assert torch.equal(ranking._scores(ue, ie, batch), full[batch]), n
+    np.testing.assert_allclose(full.numpy(), (ue @ ie.T).numpy(), rtol=0, atol=1e-4)
+
+
+def test_ordered_topk_breaks_ties_by_item_only_where_needed():
+    scores = torch.tensor([[0.1, 0.9, 0.5, 0.3, 0.7],  # no tie
+                           [0.2, 0.2, 0.8, 0.1, 0.8],  # ties inside the top 4
+                           [-torch.inf, 0.4, -torch.inf, -torch.inf, 0.4]])  # tie + -inf tail
+    s, it = ranking._ordered_topk(scores, 4)
+    assert it[:2].tolist() == [[1, 4, 2, 3], [2, 4, 0, 1]]
+    assert it[2, :2].tolist() == [1, 4] and s[2, 2:].isneginf().all()
+    s1, it1 = ranking._ordered_topk(scores[:1], 4)  # a batch without ties takes the fast path
+    assert torch.equal(s1, s[:1]) and torch.equal(it1, it[:1])
+
+
+def test_hits_match_set_membership():
+    sets = _random_sets(seed=2, n_users=50, n_items=40)
+    indptr, indices = sets.on_device("test", torch.device("cpu"))
+    batch = torch.tensor([3, 9, 0, 17, 1, 44])  # any order, users without items included
+    items = torch.randint(-1, 40, (6, 12), generator=torch.Generator().manual_seed(2))
+    tu, ti = sets.test
+    held = set(zip(tu.tolist(), ti.tolist()))
+    want = [[i >= 0 and (int(u), i) in held for i in row] for u, row in zip(batch.tolist(), items.tolist())]
+    assert ranking._hits(indptr, indices, batch, items, 40).tolist() == want
+    assert not ranking._hits(indptr, indices, batch[:0], items[:0], 40).numel()
+
+
+def test_evaluate_splits_bad_input():
+    sets, ue, ie = _four_users()
+    with pytest.raises(ValueError, match="split must be one of"):
+        evaluate_splits(ue, ie, sets, ("valid", "train"))
+    with pytest.raises(ValueError, match="at least one"):
+        evaluate_splits(ue, ie, sets, ())
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate_splits(ue, ie, sets, batch_size=0)
+    with pytest.raises(ValueError, match="protocol"):
+        evaluate_splits(ue, ie, sets, protocol="loose")
+    with pytest.raises(ValueError, match="split must be one of"):
+        evaluate(ue, ie, sets, split="train")

@@ -209,6 +209,42 @@ def test_bpr_alone_trains_every_parameter():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
+@pytest.mark.parametrize("over", [{}, {"sga": False, "pst": False, "apfi": False}])
+def test_batch_rows_loss_equals_the_loss_over_the_full_forward(over):
+    """loss() computes E* at the batch's distinct nodes only: same values, same gradients as eq. 23
+    written over the full forward pass (duplicates in the batch included)."""
+    from pipeline.models.losses import bpr_loss, info_nce, l2_reg, sign_loss
+
+    data = planted_data()
+    users = torch.from_numpy(data.train.user[:48])
+    pos = torch.from_numpy(data.train.item[:48])
+    neg = (pos * 7 + 3) % data.n_items
+    fast, full = build(**over), build(**over)
+    for model in (fast, full):
+        model.pre_epoch(1, torch.Generator().manual_seed(3))
+    got = fast.loss(users, pos, neg)
+    m = full.n_users
+    e_id, e_star = full.forward_all()
+    want = {"bpr": bpr_loss(e_star[users], e_star[m + pos], e_star[m + neg])}
+    if full.sga is not None:
+        su, si, ss = full._sign_batch(len(users))
+        want["sign"] = full.lambda_s * sign_loss(e_star[su], e_star[m + si], ss, full.gamma, full.psi)
+    uu, ii = torch.unique(users), m + torch.unique(pos)
+    want["cl"] = full.beta_cl * (info_nce(e_id[uu], e_star[uu], full.tau) + info_nce(e_id[ii], e_star[ii], full.tau))
+    ego = [full.user_emb(users), full.item_emb(pos), full.item_emb(neg)]
+    if full.sga is not None:
+        ego += [full.sga.user_pos[users], full.sga.item_pos[pos], full.sga.item_pos[neg]]
+    want["reg"] = full.reg * l2_reg(*ego)
+    assert set(got) == set(want)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-6, atol=1e-7)
+    torch.stack(list(got.values())).sum().backward()
+    torch.stack(list(want.values())).sum().backward()
+    grads = dict(full.named_parameters())
+    for name, p in fast.named_parameters():
+        torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-5, atol=1e-7, msg=name)
+
+
 def test_sign_batches_cycle_through_an_epoch_permutation():
     model = build()
     n = len(model.sign_user)
@@ -267,3 +303,18 @@ def test_warns_when_the_graph_lacks_what_the_variant_asks_for():
     warnings = [msg for msg in handler.messages if "asks for" in msg]
     assert len(warnings) == 2
     assert "pst: true" in warnings[0] and "apfi: true" in warnings[1]
+
+
+def test_bfloat16_feature_precision_stays_close_to_float32():
+    """The bf16 projection of the fixed features (an opt-in for speed) moves E* by bf16 rounding only."""
+    users = torch.from_numpy(planted_data().train.user[:32])
+    pos = torch.from_numpy(planted_data().train.item[:32])
+    full, half = build(), build(feature_precision="bfloat16")
+    assert all(f.dtype == torch.bfloat16 for f in half.modality.features)
+    e32, e16 = full.modality(), half.modality()  # same seed, same weights
+    assert e16.dtype == torch.float32
+    torch.testing.assert_close(e16, e32, rtol=0.05, atol=0.02)
+    half.loss(users, pos, (pos + 1) % planted_data().n_items)["bpr"].backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in half.modality.proj)
+    with pytest.raises(UserError, match="feature_precision"):
+        build(feature_precision="float16")

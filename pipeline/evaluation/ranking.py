@@ -13,14 +13,27 @@ Masking protocols (items masked get score ``-inf`` and are never recommended):
 Evaluated users (as MMRec): users with >= 1 held-out item in the split and >= 1 training
 interaction; the others are dropped and counted (``EvalResult.n_dropped_no_train``).
 
+One ranking per mask (:func:`evaluate_splits`): splits whose masked items are the same share one
+ranking of the union of their evaluated users, and each split marks hits against its own held-out
+items. Under ``mmrec`` valid and test both mask the training items only, so an evaluation pass
+(valid + test) costs one ranking, not two; under ``strict`` the test split is ranked on its own.
+:func:`evaluate` is :func:`evaluate_splits` for one split (it ranks that split's users only).
+
 If a user has fewer than ``max(ks)`` unmasked items, the ranks beyond them hold item ``-1`` and
 score ``-inf`` and never count as hits.
 
 Tie-breaking: ``torch.topk`` picks the top-K set (deterministic for the same input on the same
-device); inside it, items are ordered by decreasing score, then increasing item id (stable sort),
-so the order of tied items does not depend on the topk implementation. Scores of one user can
-differ in the last float32 bits between batch sizes (BLAS picks kernels by shape), so the stages
-use one fixed batch size for reproducible outputs.
+device); inside it, items are ordered by decreasing score, then increasing item id, so the order
+of tied items does not depend on the topk implementation.
+
+Reproducibility: BLAS picks GEMM kernels by shape, so one user's scores could differ in the last
+float bits with the number of users scored together. Scores are therefore always computed by
+GEMMs of one fixed shape, ``SCORE_BLOCK`` users (the last block zero-padded) by all items, so a
+user's scores, top-K and metrics do not depend on ``batch_size``, on which other users share its
+batch or on which splits are requested: ``evaluate_splits(("valid", "test"))`` equals
+``evaluate(split="valid")`` and ``evaluate(split="test")`` exactly, and the trainer's per-epoch
+validation equals the evaluate stage's. (This holds when the BLAS computes every row of one GEMM
+alike, as MKL does on CPU; ``batch_size`` only bounds the memory of a batch's score matrix.)
 """
 
 from __future__ import annotations
@@ -38,6 +51,8 @@ log = get_logger(__name__)
 
 PROTOCOLS = ("mmrec", "strict")
 SPLITS = ("valid", "test")
+#: users per score GEMM: every score row comes from a (SCORE_BLOCK, d) x (d, n_items) product
+SCORE_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -134,7 +149,10 @@ class EvalResult:
 
 
 def _gather_rows(indptr: torch.Tensor, indices: torch.Tensor, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(row in batch, item) of every item of each user in ``users``, vectorised (no Python loop)."""
+    """(row in batch, item) of every item of each user in ``users``, vectorised (no Python loop).
+
+    Rows come out in increasing order and, inside a row, items in the CSR order (increasing id).
+    """
     start, end = indptr[users], indptr[users + 1]
     counts = end - start
     rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts)
@@ -143,9 +161,39 @@ def _gather_rows(indptr: torch.Tensor, indices: torch.Tensor, users: torch.Tenso
     return rows, indices[first + offset]
 
 
+def _scores(user_emb: torch.Tensor, item_emb: torch.Tensor, batch: torch.Tensor, buffer: torch.Tensor | None = None) -> torch.Tensor:
+    """``user_emb[batch] @ item_emb.T`` as GEMMs of one fixed shape, so a user's scores do not depend on the batch.
+
+    The rows are computed in blocks of :data:`SCORE_BLOCK` users (the last block zero-padded), each
+    by one ``(SCORE_BLOCK, d) x (d, n_items)`` product written into ``buffer`` (reused between
+    batches when it has at least as many rows as the padded batch; allocated otherwise).
+    """
+    n, d = len(batch), user_emb.shape[1]
+    rows = -(-n // SCORE_BLOCK) * SCORE_BLOCK
+    x = user_emb[batch]
+    if rows != n:
+        x = torch.cat([x, x.new_zeros(rows - n, d)])
+    if buffer is None or buffer.shape[0] < rows:
+        buffer = torch.empty(rows, item_emb.shape[0], dtype=x.dtype, device=x.device)
+    item_t = item_emb.T
+    for start in range(0, rows, SCORE_BLOCK):
+        torch.mm(x[start : start + SCORE_BLOCK], item_t, out=buffer[start : start + SCORE_BLOCK])
+    return buffer[:n]
+
+
 def _ordered_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top ``k`` by score, ordered by (score desc, item id asc)."""
-    top_scores, top_items = torch.topk(scores, k, dim=1, largest=True, sorted=False)
+    """Top ``k`` by score, ordered by (score desc, item id asc).
+
+    ``torch.topk(sorted=True)`` already orders by decreasing score; only ties (equal scores or
+    NaN, ignoring the ``-inf`` tail, whose items become -1 anyway) need the item-id order, so the
+    two stable sorts run only when the batch has one.
+    """
+    top_scores, top_items = torch.topk(scores, k, dim=1, largest=True, sorted=True)
+    if k < 2:
+        return top_scores, top_items
+    prev, nxt = top_scores[:, :-1], top_scores[:, 1:]
+    if not bool(((~(prev > nxt)) & (nxt != -torch.inf)).any()):
+        return top_scores, top_items
     by_item = torch.argsort(top_items, dim=1, stable=True)
     top_scores, top_items = top_scores.gather(1, by_item), top_items.gather(1, by_item)
     by_score = torch.argsort(top_scores, dim=1, descending=True, stable=True)
@@ -158,14 +206,30 @@ def _rank_batch(
     batch: torch.Tensor,
     mask_csr: list[tuple[torch.Tensor, torch.Tensor]],
     k: int,
+    buffer: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores and items of the top ``k`` of each user in ``batch``; masked ranks hold (-inf, -1)."""
-    scores = user_emb[batch] @ item_emb.T
+    scores = _scores(user_emb, item_emb, batch, buffer)
     for indptr, indices in mask_csr:
         rows, cols = _gather_rows(indptr, indices, batch)
         scores[rows, cols] = -torch.inf
     s, it = _ordered_topk(scores, k)
     return s, torch.where(s > -torch.inf, it, torch.full_like(it, -1))
+
+
+def _hits(indptr: torch.Tensor, indices: torch.Tensor, batch: torch.Tensor, items: torch.Tensor, n_items: int) -> torch.Tensor:
+    """``hits[r, j]``: ``items[r, j]`` (>= 0) is one of the items of user ``batch[r]`` in the CSR.
+
+    The (row, item) keys of the CSR items are sorted (rows increase, items increase inside a
+    row), so a binary search of each ranked key replaces a set-membership test.
+    """
+    rows, cols = _gather_rows(indptr, indices, batch)
+    if not len(rows):
+        return torch.zeros(items.shape, dtype=torch.bool, device=items.device)
+    key_held = rows * n_items + cols
+    key_top = torch.arange(len(batch), device=items.device)[:, None] * n_items + items
+    pos = torch.searchsorted(key_held, key_top).clamp_(max=len(key_held) - 1)
+    return (key_held[pos] == key_top) & (items >= 0)
 
 
 def top_items(
@@ -191,6 +255,108 @@ def top_items(
     return items, scores
 
 
+def masked_splits(split: str, protocol: str) -> tuple[str, ...]:
+    """The splits whose items are masked when ranking for ``split`` under ``protocol``."""
+    return ("train", "valid") if protocol == "strict" and split == "test" else ("train",)
+
+
+def _check_args(
+    user_emb: torch.Tensor, item_emb: torch.Tensor, sets: EvalSets, splits: Any, ks: Iterable[int], protocol: str, batch_size: int
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    splits = (splits,) if isinstance(splits, str) else tuple(splits)
+    for split in splits:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if not splits:
+        raise ValueError(f"splits: expected at least one of {SPLITS}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    ks = tuple(sorted(set(int(k) for k in ks)))
+    if not ks or ks[0] < 1:
+        raise ValueError(f"ks must be positive integers, got {ks}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if user_emb.shape[0] != sets.n_users or item_emb.shape[0] != sets.n_items:
+        raise ValueError(
+            f"embeddings cover {user_emb.shape[0]} users / {item_emb.shape[0]} items; the data has {sets.n_users} / {sets.n_items}"
+        )
+    if not (torch.isfinite(user_emb).all() and torch.isfinite(item_emb).all()):
+        raise ValueError("embeddings hold NaN or infinite values; cannot rank")
+    return tuple(dict.fromkeys(splits)), ks
+
+
+def evaluate_splits(
+    user_emb: torch.Tensor,
+    item_emb: torch.Tensor,
+    sets: EvalSets,
+    splits: Iterable[str] = SPLITS,
+    ks: Iterable[int] = (10, 20, 50),
+    protocol: str = "mmrec",
+    batch_size: int = 4096,
+    metrics: tuple[str, ...] = METRICS,
+) -> dict[str, EvalResult]:
+    """Full-ranking metrics of each of ``splits`` for the scores ``user_emb @ item_emb.T``.
+
+    Splits with the same masked items (:func:`masked_splits`) share one ranking: the sorted union
+    of their evaluated users is ranked once, in batches of ``batch_size`` users, and each split
+    takes its users' rows. Returns ``{split: EvalResult}`` in the order of ``splits``.
+    """
+    splits, ks = _check_args(user_emb, item_emb, sets, splits, ks, protocol, batch_size)
+    k_max = ks[-1]
+    k_take = min(k_max, sets.n_items)
+    device = user_emb.device
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for split in splits:
+        groups.setdefault(masked_splits(split, protocol), []).append(split)
+
+    results: dict[str, EvalResult] = {}
+    buffer = None  # the score matrix of a batch, reused by every batch and group
+    for masked, members in groups.items():
+        mask_csr = [sets.on_device(name, device) for name in masked]
+        held = {split: sets.on_device(split, device) for split in members}
+        evaluated = {split: sets.eval_users(split) for split in members}
+        users = evaluated[members[0]][0]
+        for split in members[1:]:
+            users = np.union1d(users, evaluated[split][0])
+        n_rank = len(users)
+        out_items = np.full((n_rank, k_max), -1, dtype=np.int64)
+        out_scores = np.full((n_rank, k_max), -np.inf, dtype=np.float32)
+        hits = {split: np.zeros((n_rank, k_max), dtype=bool) for split in members}
+        users_t = torch.from_numpy(users).to(device)
+        with torch.no_grad():
+            for start in progress(range(0, n_rank, batch_size), desc=f"rank {'+'.join(members)}", leave=False):
+                batch = users_t[start : start + batch_size]
+                rows_needed = -(-len(batch) // SCORE_BLOCK) * SCORE_BLOCK
+                if buffer is None or buffer.shape[0] < rows_needed:
+                    buffer = torch.empty(rows_needed, sets.n_items, dtype=user_emb.dtype, device=device)
+                s, it = _rank_batch(user_emb, item_emb, batch, mask_csr, k_take, buffer)
+                end = start + len(batch)
+                out_items[start:end, :k_take] = it.cpu().numpy()
+                out_scores[start:end, :k_take] = s.float().cpu().numpy()
+                for split in members:
+                    hits[split][start:end, :k_take] = _hits(*held[split], batch, it, sets.n_items).cpu().numpy()
+        for split in members:
+            mine, n_dropped = evaluated[split]
+            rows = np.searchsorted(users, mine) if len(members) > 1 else slice(None)
+            results[split] = _result(sets, split, protocol, ks, metrics, mine, n_dropped,
+                                     out_items[rows], out_scores[rows], hits[split][rows])
+    return {split: results[split] for split in splits}
+
+
+def _result(
+    sets: EvalSets, split: str, protocol: str, ks: tuple[int, ...], metrics: tuple[str, ...], users: np.ndarray,
+    n_dropped: int, items: np.ndarray, scores: np.ndarray, hits: np.ndarray,
+) -> EvalResult:
+    n_relevant = sets.csr(split).counts()[users].astype(np.int64)
+    per_user = per_user_metrics(hits, n_relevant, ks, metrics)
+    mean = mean_metrics(per_user, n_relevant)
+    if not len(users):
+        log.warning("%s: no user has both a %s item and a training item; metrics are NaN", split, split)
+    if n_dropped:
+        log.info("%s: dropped %d user(s) with held-out items but no training interaction", split, n_dropped)
+    return EvalResult(split, protocol, ks, mean, users, per_user, n_relevant, items, scores, n_dropped)
+
+
 def evaluate(
     user_emb: torch.Tensor,
     item_emb: torch.Tensor,
@@ -201,51 +367,7 @@ def evaluate(
     batch_size: int = 4096,
     metrics: tuple[str, ...] = METRICS,
 ) -> EvalResult:
-    """Full-ranking metrics of ``split`` for the scores ``user_emb @ item_emb.T``."""
+    """Full-ranking metrics of ``split`` for the scores ``user_emb @ item_emb.T`` (ranks its users only)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    ks = tuple(sorted(set(int(k) for k in ks)))
-    if not ks or ks[0] < 1:
-        raise ValueError(f"ks must be positive integers, got {ks}")
-    if user_emb.shape[0] != sets.n_users or item_emb.shape[0] != sets.n_items:
-        raise ValueError(
-            f"embeddings cover {user_emb.shape[0]} users / {item_emb.shape[0]} items; the data has {sets.n_users} / {sets.n_items}"
-        )
-    if not (torch.isfinite(user_emb).all() and torch.isfinite(item_emb).all()):
-        raise ValueError("embeddings hold NaN or infinite values; cannot rank")
-    k_max = ks[-1]
-    k_take = min(k_max, sets.n_items)
-    device = user_emb.device
-    masked = ["train"] + (["valid"] if protocol == "strict" and split == "test" else [])
-    mask_csr = [sets.on_device(name, device) for name in masked]
-    held_indptr, held_indices = sets.on_device(split, device)
-
-    users, n_dropped = sets.eval_users(split)
-    n_eval = len(users)
-    out_items = np.full((n_eval, k_max), -1, dtype=np.int64)
-    out_scores = np.full((n_eval, k_max), -np.inf, dtype=np.float32)
-    hits = np.zeros((n_eval, k_max), dtype=bool)
-    users_t = torch.from_numpy(users).to(device)
-    with torch.no_grad():
-        for start in progress(range(0, n_eval, batch_size), desc=f"rank {split}", leave=False):
-            batch = users_t[start : start + batch_size]
-            s, it = _rank_batch(user_emb, item_emb, batch, mask_csr, k_take)
-            rows, cols = _gather_rows(held_indptr, held_indices, batch)
-            key_held = rows * sets.n_items + cols
-            key_top = torch.arange(len(batch), device=device)[:, None] * sets.n_items + it
-            hit = torch.isin(key_top, key_held) & (it >= 0)
-            end = start + len(batch)
-            out_items[start:end, :k_take] = it.cpu().numpy()
-            out_scores[start:end, :k_take] = s.float().cpu().numpy()
-            hits[start:end, :k_take] = hit.cpu().numpy()
-
-    n_relevant = sets.csr(split).counts()[users].astype(np.int64)
-    per_user = per_user_metrics(hits, n_relevant, ks, metrics)
-    mean = mean_metrics(per_user, n_relevant)
-    if n_eval == 0:
-        log.warning("%s: no user has both a %s item and a training item; metrics are NaN", split, split)
-    if n_dropped:
-        log.info("%s: dropped %d user(s) with held-out items but no training interaction", split, n_dropped)
-    return EvalResult(split, protocol, ks, mean, users, per_user, n_relevant, out_items, out_scores, n_dropped)
+    return evaluate_splits(user_emb, item_emb, sets, (split,), ks, protocol, batch_size, metrics)[split]

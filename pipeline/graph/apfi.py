@@ -41,10 +41,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 import polars as pl
+import torch
 
 from pipeline.errors import UserError
 from pipeline.log import get_logger, progress
-from pipeline.neighbors.similarity import l2_normalize
+from pipeline.neighbors.similarity import fused_block, l2_normalize
 
 log = get_logger(__name__)
 
@@ -72,19 +73,17 @@ class PseudoEdges:
 def fused_similarity(features: Sequence[np.ndarray]) -> Similarity:
     """S^f = product over modalities of the cosine similarities (eq. 16), as ``sim(rows, cols)``.
 
-    Each modality is L2-normalised once (as the neighbors stage does); with one modality S^f is
-    its cosine similarity. Returns float32 [len(rows), len(cols)] blocks.
+    Each modality is L2-normalised once (as the neighbors stage does); the blocks come from the
+    neighbors stage's :func:`pipeline.neighbors.similarity.fused_block` (torch, CPU). Returns
+    float32 [len(rows), len(cols)] blocks.
     """
     if not features:
         raise UserError("APFI needs at least one item feature modality (run the features stage)")
     normed = [l2_normalize(mat, f"modality {m}")[0] for m, mat in enumerate(features)]
 
     def sim(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        out = None
-        for h in normed:
-            s = h[rows] @ h[cols].T  # eq. 16 (cosine per modality)
-            out = s if out is None else out * s  # eq. 16 (S^v ⊙ S^t)
-        return out.astype(np.float32, copy=False)
+        with torch.no_grad():
+            return fused_block([torch.from_numpy(h[rows]) for h in normed], [torch.from_numpy(h[cols]) for h in normed]).numpy()
 
     return sim
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.graph.adjacency import normalized_adjacency, propagate, propagate_rows
+from pipeline.graph.adjacency import normalized_adjacency, propagate, propagate_with_ego
 from pipeline.models.base import Recommender, xavier_embedding
 from pipeline.models.losses import bpr_loss, l2_reg
 from pipeline.training.data import TrainData
@@ -45,6 +45,7 @@ class LightGCN(Recommender):
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
         # one gather for the whole batch (each gather's backward fills a full-size gradient)
         rows = torch.cat([users, pos + self.n_users, neg + self.n_users])
-        u, p, n = propagate_rows(self.adj, self.embedding, self.n_layers, rows).chunk(3)  # eq. 2
-        eu, ep, en = torch.index_select(self.embedding, 0, rows).chunk(3)
+        final, ego = propagate_with_ego(self.adj, self.embedding, self.n_layers, rows, symmetric=True)  # eq. 2
+        u, p, n = final.chunk(3)
+        eu, ep, en = ego.chunk(3)
         return {"bpr": bpr_loss(u, p, n), "reg": self.reg * l2_reg(eu, ep, en)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.graph.adjacency import propagate, spmm
+from pipeline.graph.adjacency import propagate, spmm, spmm_rows
 
 
 def linear_attention(
@@ -89,17 +89,24 @@ class SignedGraphAugmentation(nn.Module):
         """E+^(0), [M+N, d]."""
         return torch.cat([self.user_pos, self.item_pos], dim=0)
 
-    def branches(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(E+, E-): the mean-pooled positive embedding (eq. 5-8) and the negative one (eq. 9)."""
+    def branches(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(E+, E-): the mean-pooled positive embedding (eq. 5-8) and the negative one (eq. 9).
+
+        With ``rows`` (distinct) both are returned at those rows only: E+ still propagates over
+        the whole of A+ (A- reaches any node), E- and its MLP run for the rows alone.
+        """
         e_pos = propagate(self.adj_pos, self.ego(), self.n_layers, mean=True, symmetric=True)  # eq. 6, 8
-        e_neg = self.mlp(spmm(self.adj_neg, e_pos, symmetric=True))  # eq. 9
-        return e_pos, e_neg
+        if rows is None:
+            agg = spmm(self.adj_neg, e_pos, symmetric=True)
+        else:
+            agg, e_pos = spmm_rows(self.adj_neg, e_pos, rows), e_pos[rows]
+        return e_pos, self.mlp(agg)  # eq. 9
 
     def attention(self, e_pos: torch.Tensor, e_neg: torch.Tensor) -> torch.Tensor:
         """Per-node [n, 2] weights of eq. 11."""
         return linear_attention(e_pos, e_neg, self.w_pos.squeeze(-1), self.w_neg.squeeze(-1))
 
-    def forward(self, e_ig: torch.Tensor) -> torch.Tensor:
-        """E_ig(new) of eq. 10 from E_ig [M+N, d]."""
-        e_pos, e_neg = self.branches()
+    def forward(self, e_ig: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """E_ig(new) of eq. 10 from E_ig [M+N, d] (or from E_ig at the distinct ``rows``)."""
+        e_pos, e_neg = self.branches(rows)
         return fuse_signed(e_ig, e_pos, e_neg, self.attention(e_pos, e_neg))

@@ -33,6 +33,8 @@ from pipeline.training.data import SignedEdges, TrainData
 
 log = get_logger(__name__)
 
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # of the fixed features' projection
+
 
 def binary_adjacency(
     n_users: int, n_items: int, users: np.ndarray, items: np.ndarray, device: torch.device | str
@@ -71,8 +73,13 @@ class SiMGR(Recommender):
         # fixed graphs: built on the device once, plain attributes (not parameters, not checkpointed)
         self.adj = binary_adjacency(self.n_users, self.n_items, data.train.user, data.train.item, self.device)
         user_mean = user_mean_matrix(self.n_users, self.n_items, data.train.user, data.train.item, self.device)
+        precision = str(self.param("feature_precision", "float32"))
+        if precision not in PRECISIONS:
+            raise UserError(
+                f"params.yaml: models.{self.name}.feature_precision must be one of {sorted(PRECISIONS)}, got {precision!r}"
+            )
         self.modality = ModalityGraphEmbedding(
-            data.features, user_mean, self.adj, emb_dim, int(self.param("mm_layers")), self.device
+            data.features, user_mean, self.adj, emb_dim, int(self.param("mm_layers")), self.device, PRECISIONS[precision]
         )
         log.info(
             "SiMGR: %d users, %d items, %d training edges; modalities %s",
@@ -131,12 +138,16 @@ class SiMGR(Recommender):
         """E^(0) = E^id, [M+N, d] (users then items)."""
         return torch.cat([self.user_emb.weight, self.item_emb.weight], dim=0)
 
-    def forward_all(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(E_ig(new), E*) for all nodes, [M+N, d] each (E_ig(new) = E_ig without SGA)."""
-        e_ig = propagate(self.adj, self.ego(), self.n_layers, mean=True, symmetric=True)  # eq. 2
+    def forward_all(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(E_ig(new), E*) for all nodes, [M+N, d] each (E_ig(new) = E_ig without SGA).
+
+        With ``rows`` (distinct node indices) both at those rows only: what a training batch
+        needs; the last propagation layer and every per-node step run for those rows alone.
+        """
+        e_ig = propagate(self.adj, self.ego(), self.n_layers, mean=True, symmetric=True, rows=rows)  # eq. 2
         if self.sga is not None:
-            e_ig = self.sga(e_ig)  # eq. 10
-        return e_ig, e_ig + self.modality()  # eq. 3
+            e_ig = self.sga(e_ig, rows)  # eq. 10
+        return e_ig, e_ig + self.modality(rows)  # eq. 3
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         _, e_star = self.forward_all()
@@ -163,13 +174,21 @@ class SiMGR(Recommender):
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
         m = self.n_users
-        e_id, e_star = self.forward_all()
-        parts = {"bpr": bpr_loss(e_star[users], e_star[m + pos], e_star[m + neg])}  # eq. 1
+        want = {"u": users, "p": m + pos, "n": m + neg}
         if self.sga is not None and self.lambda_s > 0 and len(self.sign_user):
             su, si, ss = self._sign_batch(len(users))
-            parts["sign"] = self.lambda_s * sign_loss(e_star[su], e_star[m + si], ss, self.gamma, self.psi)  # eq. 4
+            want.update(su=su, si=m + si)
         if self.beta_cl > 0:
-            uu, ii = torch.unique(users), m + torch.unique(pos)
+            want.update(uu=torch.unique(users), ii=m + torch.unique(pos))
+        # the final embeddings at the batch's distinct nodes only; at[name] = positions of want[name]
+        rows, inverse = torch.unique(torch.cat(list(want.values())), return_inverse=True)
+        at = dict(zip(want, torch.split(inverse, [len(v) for v in want.values()])))
+        e_id, e_star = self.forward_all(rows)
+        parts = {"bpr": bpr_loss(e_star[at["u"]], e_star[at["p"]], e_star[at["n"]])}  # eq. 1
+        if "su" in at:
+            parts["sign"] = self.lambda_s * sign_loss(e_star[at["su"]], e_star[at["si"]], ss, self.gamma, self.psi)  # eq. 4
+        if "uu" in at:
+            uu, ii = at["uu"], at["ii"]
             cl = info_nce(e_id[uu], e_star[uu], self.tau) + info_nce(e_id[ii], e_star[ii], self.tau)  # eq. 22
             parts["cl"] = self.beta_cl * cl
         if self.reg > 0:

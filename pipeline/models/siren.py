@@ -32,6 +32,7 @@ from torch import nn
 
 from pipeline.errors import UserError
 from pipeline.graph.adjacency import normalized_adjacency, propagate
+from pipeline.graph.pairs import PairIndex
 from pipeline.log import get_logger
 from pipeline.models.base import Recommender
 from pipeline.training.data import TrainData
@@ -52,25 +53,6 @@ def negative_scores(user: torch.Tensor, items: torch.Tensor, negs: torch.Tensor)
     if items.shape[0] <= 200 * negs.shape[1]:  # dense [B, n_items] product beats the [B, K, d] gather on CPU
         return (user @ items.T).gather(1, negs)
     return torch.einsum("bd,bkd->bk", user, items[negs])
-
-
-class PairLookup:
-    """Vectorised membership / value lookup of (user, item) pairs via sorted keys user * n_items + item."""
-
-    def __init__(self, users: np.ndarray, items: np.ndarray, values: np.ndarray, n_items: int, device: torch.device):
-        keys = np.asarray(users, np.int64) * n_items + np.asarray(items, np.int64)
-        order = np.argsort(keys, kind="stable")
-        self.n_items = n_items
-        self.keys = torch.from_numpy(keys[order]).to(device)
-        self.values = torch.from_numpy(np.asarray(values)[order]).to(device)
-
-    def find(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(found mask, index into ``values``) for each pair; broadcasting users against items."""
-        keys = users * self.n_items + items
-        if len(self.keys) == 0:
-            return torch.zeros_like(keys, dtype=torch.bool), torch.zeros_like(keys)
-        idx = torch.searchsorted(self.keys, keys).clamp_(max=len(self.keys) - 1)
-        return self.keys[idx] == keys, idx
 
 
 class SiReN(Recommender):
@@ -103,7 +85,7 @@ class SiReN(Recommender):
             log.warning("siren: no rating above offset %g: the positive LightGCN branch has no edges", self.offset)
         self.adj = normalized_adjacency(self.n_users, self.n_items, tr.user[positive], tr.item[positive], self.device)
         sign = np.sign(tr.rating.astype(np.float64) - self.offset).astype(np.float32)
-        self.pairs = PairLookup(tr.user, tr.item, sign, self.n_items, self.device)
+        self.pairs = PairIndex(tr.user, tr.item, self.n_items, self.device, values=sign)  # sign(w) per training pair
 
         n = self.n_users + self.n_items
         self.pos_table = nn.Parameter(nn.init.xavier_normal_(torch.empty(n, emb_dim)))
@@ -139,16 +121,14 @@ class SiReN(Recommender):
         flat_users = users.repeat_interleave(k)
         todo = torch.arange(len(cand), device=self.device)
         while len(todo):
-            hit, _ = self.pairs.find(flat_users[todo], cand[todo])
-            todo = todo[hit]
+            todo = todo[self.pairs.contains(flat_users[todo], cand[todo])]
             cand[todo] = torch.randint(self.n_items, (len(todo),), generator=g, device=g.device).to(self.device)
         return cand.view(len(users), k)
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
-        found, idx = self.pairs.find(users, pos)
+        found, sign = self.pairs.lookup(users, pos)
         if not bool(found.all()):
             raise ValueError(f"{int((~found).sum())} (user, pos) pair(s) are not training interactions")
-        sign = self.pairs.values[idx]
         negs = neg.unsqueeze(1)
         if self.n_neg > 1:
             negs = torch.cat([negs, self.sample_negatives(users, self.n_neg - 1)], dim=1)

@@ -2,11 +2,11 @@
 items by the fused similarity S^f (paper eq. 16), found by exact blocked search.
 
 S^f = S^v ⊙ S^t is a product of cosines, not an inner product, so no FAISS index serves it
-directly. Instead each block of query rows computes ``b x N`` cosine blocks per modality (one
-matrix product each, torch on CPU or GPU), multiplies them, and keeps the K best per row with a
-deterministic tie-break (:func:`pipeline.neighbors.topk.topk_rows`: score, then item id). Only a
-block is ever held, sized to a memory budget; the search is exact, so its recall is 1 up to
-float rounding at ties.
+directly. Instead each block of query rows gets its ``b x N`` block of S^f
+(:func:`pipeline.neighbors.similarity.fused_block`: one matrix product per modality, torch on
+CPU or GPU) and keeps the K best per row with a deterministic tie-break
+(:func:`pipeline.neighbors.topk.topk_rows`: score, then item id). Only a block is ever held,
+sized to a memory budget; the search is exact, so its recall is 1 up to float rounding at ties.
 
 Items with a zero vector in any modality have no defined S^f; they are left out as queries and
 as candidates (counted). The query item itself is never its own candidate.
@@ -23,7 +23,7 @@ import torch
 from pipeline.errors import UserError
 from pipeline.log import get_logger, progress
 from pipeline.neighbors.knn import NeighborLists
-from pipeline.neighbors.similarity import l2_normalize
+from pipeline.neighbors.similarity import fused_block, l2_normalize
 from pipeline.neighbors.topk import topk_rows
 
 log = get_logger(__name__)
@@ -85,6 +85,7 @@ def fused_candidates(
     # columns: the tail items, then the popular ones (each ascending), so both parts are views
     cols = np.concatenate([tail_ids, pop_ids])
     col_mats = {m: torch.from_numpy(np.ascontiguousarray(x[cols])).to(dev) for m, x in normed.items()}
+    mods = sorted(normed)
     col_of = np.full(len(valid), -1, dtype=np.int64)  # every query is a column: its rows come from there
     col_of[cols] = np.arange(len(cols))
     n_cols = max(1, len(cols))
@@ -99,10 +100,7 @@ def fused_candidates(
         for start in progress(starts, desc="APFI candidates", unit="block", total=len(starts)):
             q = queries[start : start + rows_per_block]
             q_t = torch.from_numpy(col_of[q]).to(dev)
-            fused = None
-            for m in sorted(normed):
-                block = col_mats[m].index_select(0, q_t) @ col_mats[m].T  # s^m_qj, cosine (eq. 16)
-                fused = block if fused is None else fused * block  # eq. 16: S^f = S^v ⊙ S^t
+            fused = fused_block([col_mats[m].index_select(0, q_t) for m in mods], [col_mats[m] for m in mods])
             rows = torch.arange(len(q), device=dev)
             for part, key, pos_of, ids in (
                 ("tail", fused[:, :n_tail], tail_pos_of, tail_ids),

@@ -1,4 +1,6 @@
-"""Cosine similarity as the inner product of L2-normalised vectors (eq. 16's s^m_ij).
+"""Cosine similarity as the inner product of L2-normalised vectors (eq. 16's s^m_ij), and the
+fused similarity S^f of eq. 16, the one place it is computed (APFI candidate search and APFI's
+exact fall-back).
 
 A zero vector has no direction: it stays zero after normalisation (similarity 0 to everything),
 and the neighbour searches leave such items out, as queries and as neighbours (counted).
@@ -6,7 +8,10 @@ and the neighbour searches leave such items out, as queries and as neighbours (c
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
+import torch
 
 from pipeline.errors import UserError
 
@@ -27,3 +32,19 @@ def l2_normalize(vectors: np.ndarray, name: str = "features") -> tuple[np.ndarra
     out = np.zeros_like(x, dtype=np.float32)
     out[nonzero] = (x[nonzero] / norms[nonzero, None]).astype(np.float32)
     return out, nonzero
+
+
+def fused_block(rows: Sequence[torch.Tensor], cols: Sequence[torch.Tensor]) -> torch.Tensor:
+    """S^f of a block of rows against columns, ``[len(rows[m]), len(cols[m])]``.
+
+    ``rows[m]`` / ``cols[m]``: the L2-normalised vectors (:func:`l2_normalize`) of modality m for
+    the rows and for the columns (e.g. all items), same device and dtype; one matrix product per
+    modality. With one modality S^f is its cosine similarity.
+    """
+    if not rows or len(rows) != len(cols):
+        raise ValueError(f"fused_block: {len(rows)} row and {len(cols)} column modalities; expected the same, at least one")
+    fused = None
+    for r, c in zip(rows, cols):
+        s = r @ c.T  # s^m, cosine of normalised vectors
+        fused = s if fused is None else fused.mul_(s)  # eq. 16: S^f = S^v ⊙ S^t
+    return fused

@@ -3,9 +3,9 @@
 For each positive (u, i) the BPR loss (eq. 1) needs one item j the user did not interact with
 in training. :class:`NegativeSampler` draws j uniformly from all items, then redraws only the
 rejected entries (items the user has) until none are left: every step is one vectorised call,
-membership is a binary search (``torch.searchsorted``) over the sorted keys ``user * n_items +
-item``. With the usual sparsity (a user holds far less than 1% of the items) one redraw round
-touches a handful of entries.
+membership is a binary search over the training pairs' sorted keys
+(:class:`pipeline.graph.pairs.PairIndex`). With the usual sparsity (a user holds far less than 1%
+of the items) one redraw round touches a handful of entries.
 
 All randomness comes from a ``torch.Generator`` on the sampling device, so a run is reproduced
 from the generator's state (which the trainer checkpoints).
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from pipeline.errors import UserError
+from pipeline.graph.pairs import PairIndex
 
 
 class NegativeSampler:
@@ -26,25 +27,23 @@ class NegativeSampler:
         self.n_users = int(n_users)
         self.n_items = int(n_items)
         self.device = torch.device(device)
-        users = np.asarray(users, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
-        keys = np.unique(users * self.n_items + items)  # sorted, duplicates merged
-        degree = np.bincount(keys // self.n_items, minlength=self.n_users)
+        self.index = PairIndex(users, items, self.n_items, self.device)
+        degree = self.index.user_degree(self.n_users).cpu().numpy()
         full = np.flatnonzero(degree >= self.n_items)
         if len(full):
             raise UserError(
                 f"user {int(full[0])} (and {len(full) - 1} other(s)) interacted with all {self.n_items} items "
                 "in training: no negative item can be sampled for them"
             )
-        self.keys = torch.from_numpy(keys).to(self.device)
+
+    @property
+    def keys(self) -> torch.Tensor:
+        """The sorted unique keys ``user * n_items + item`` of the training pairs (on ``device``)."""
+        return self.index.keys
 
     def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Boolean tensor: did ``users[k]`` interact with ``items[k]`` in training?"""
-        query = users * self.n_items + items
-        if len(self.keys) == 0:
-            return torch.zeros_like(query, dtype=torch.bool)
-        pos = torch.searchsorted(self.keys, query).clamp_(max=len(self.keys) - 1)
-        return self.keys[pos] == query
+        return self.index.contains(users, items)
 
     def sample(self, users: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One uniformly drawn non-interacted item per entry of ``users`` (int64, same device)."""

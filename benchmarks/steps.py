@@ -145,7 +145,7 @@ def step_train(spec: dict) -> dict:
     (final embeddings + ranking of all items for valid and for test)."""
     import torch
 
-    from pipeline.evaluation.ranking import EvalSets, evaluate
+    from pipeline.evaluation.ranking import EvalSets, evaluate_splits
     from pipeline.models.registry import build_model, resolve_config
     from pipeline.params import get, load_params
     from pipeline.training.sampler import NegativeSampler, epoch_batches
@@ -191,12 +191,11 @@ def step_train(spec: dict) -> dict:
             model.eval()
             with torch.no_grad():
                 (u, i), emb_s = _timed(model.embeddings, device)
-                res_v, valid_s = _timed(lambda: evaluate(u, i, sets, split="valid", ks=settings.ks,
-                                                         protocol=settings.protocol, batch_size=settings.eval_batch_size), device)
-                res_t, test_s = _timed(lambda: evaluate(u, i, sets, split="test", ks=settings.ks,
-                                                        protocol=settings.protocol, batch_size=settings.eval_batch_size), device)
-            return {"embeddings": emb_s, "valid": valid_s, "test": test_s,
-                    "valid_recall@20": res_v.mean.get("recall@20"), "test_recall@20": res_t.mean.get("recall@20")}
+                # as the evaluate stage: valid and test in one call (one shared ranking under mmrec)
+                res, rank_s = _timed(lambda: evaluate_splits(u, i, sets, ("valid", "test"), ks=settings.ks,
+                                                             protocol=settings.protocol, batch_size=settings.eval_batch_size), device)
+            return {"embeddings": emb_s, "rank": rank_s,
+                    "valid_recall@20": res["valid"].mean.get("recall@20"), "test_recall@20": res["test"].mean.get("recall@20")}
 
         profiler = None
         if profile:
@@ -221,7 +220,7 @@ def step_train(spec: dict) -> dict:
     seconds["epoch"] = min(x["seconds"] for x in epochs)  # steady state: the fastest epoch
     seconds["sampling_per_epoch"] = min(x["sampling"] for x in epochs)
     seconds["eval_pass"] = eval_s
-    seconds.update({f"eval_{k}": v for k, v in ev.items() if k in ("embeddings", "valid", "test")})
+    seconds.update({f"eval_{k}": v for k, v in ev.items() if k in ("embeddings", "rank")})
     return {
         "seconds": seconds,
         "model": name,

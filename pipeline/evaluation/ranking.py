@@ -161,6 +161,20 @@ def _gather_rows(indptr: torch.Tensor, indices: torch.Tensor, users: torch.Tenso
     return rows, indices[first + offset]
 
 
+def _padded(n: int) -> int:
+    """``n`` users rounded up to whole :data:`SCORE_BLOCK` blocks."""
+    return -(-n // SCORE_BLOCK) * SCORE_BLOCK
+
+
+def _score_buffer(buffer: torch.Tensor | None, n: int, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
+    """A score matrix with room for ``n`` users padded to whole blocks: ``buffer`` itself when it
+    is large enough, else a new one."""
+    rows = _padded(n)
+    if buffer is None or buffer.shape[0] < rows:
+        buffer = torch.empty(rows, item_emb.shape[0], dtype=user_emb.dtype, device=user_emb.device)
+    return buffer
+
+
 def _scores(user_emb: torch.Tensor, item_emb: torch.Tensor, batch: torch.Tensor, buffer: torch.Tensor | None = None) -> torch.Tensor:
     """``user_emb[batch] @ item_emb.T`` as GEMMs of one fixed shape, so a user's scores do not depend on the batch.
 
@@ -169,12 +183,11 @@ def _scores(user_emb: torch.Tensor, item_emb: torch.Tensor, batch: torch.Tensor,
     batches when it has at least as many rows as the padded batch; allocated otherwise).
     """
     n, d = len(batch), user_emb.shape[1]
-    rows = -(-n // SCORE_BLOCK) * SCORE_BLOCK
+    buffer = _score_buffer(buffer, n, user_emb, item_emb)
+    rows = _padded(n)
     x = user_emb[batch]
     if rows != n:
         x = torch.cat([x, x.new_zeros(rows - n, d)])
-    if buffer is None or buffer.shape[0] < rows:
-        buffer = torch.empty(rows, item_emb.shape[0], dtype=x.dtype, device=x.device)
     item_t = item_emb.T
     for start in range(0, rows, SCORE_BLOCK):
         torch.mm(x[start : start + SCORE_BLOCK], item_t, out=buffer[start : start + SCORE_BLOCK])
@@ -326,9 +339,7 @@ def evaluate_splits(
         with torch.no_grad():
             for start in progress(range(0, n_rank, batch_size), desc=f"rank {'+'.join(members)}", leave=False):
                 batch = users_t[start : start + batch_size]
-                rows_needed = -(-len(batch) // SCORE_BLOCK) * SCORE_BLOCK
-                if buffer is None or buffer.shape[0] < rows_needed:
-                    buffer = torch.empty(rows_needed, sets.n_items, dtype=user_emb.dtype, device=device)
+                buffer = _score_buffer(buffer, len(batch), user_emb, item_emb)
                 s, it = _rank_batch(user_emb, item_emb, batch, mask_csr, k_take, buffer)
                 end = start + len(batch)
                 out_items[start:end, :k_take] = it.cpu().numpy()

@@ -8,8 +8,9 @@ Speed (:func:`spmm`): autograd's backward of ``torch.sparse.mm`` with a CSR matr
 on every call (about 3x the forward). Every matrix :func:`normalized_adjacency` returns is
 symmetric, so ``propagate(..., symmetric=True)`` uses the matrix itself in the backward pass. On
 CPU the products go through scipy's CSR kernel with one thread and torch's row-parallel one with
-more (same floats either way); ``propagate(..., rows=...)`` computes the last layer for a batch's
-rows only.
+more (they agree up to float32 rounding; on some CPUs, e.g. MKL's AVX-512 paths, not bit for bit,
+so a run is byte-exact for a given machine and thread count); ``propagate(..., rows=...)``
+computes the last layer for a batch's rows only.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ def _product(adj: torch.Tensor, x: torch.Tensor, transpose: bool) -> torch.Tenso
 
     On CPU with one thread, and for the transpose, through scipy (its CSR kernels beat torch's
     single-threaded one about 3x); with more threads through torch's row-parallel CSR kernel
-    (2.3 ms -> 1.1 ms at Baby size on 2 cores). Both sum each output row in index order, so they
-    give the same floats whatever the thread count (tests/test_adjacency.py checks it).
+    (2.3 ms -> 1.1 ms at Baby size on 2 cores). Each is deterministic on a given machine; they
+    agree up to float32 rounding (bit for bit on some CPUs, not on all: tests/test_adjacency.py).
     """
     if adj.device.type == "cpu" and (transpose or torch.get_num_threads() == 1):
         mat = _scipy_view(adj)

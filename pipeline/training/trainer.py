@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -158,10 +159,30 @@ def _set_rng_state(state: dict[str, Any], gen: torch.Generator) -> None:
     gen.set_state(state["generator"])
 
 
+def _canonical(obj: Any) -> Any:
+    """A copy of ``obj`` whose containers are fresh and whose strings are interned.
+
+    Pickle memoises objects by identity, so the same content can serialise to other bytes: a
+    resumed run's history holds strings read back from the checkpoint (distinct objects) where an
+    uninterrupted run holds one interned literal. Rebuilding the containers and interning every
+    string makes the bytes depend on the content alone (an interrupted and resumed run writes the
+    same ``checkpoint.pt`` as an uninterrupted one).
+    """
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, dict):
+        return {_canonical(k): _canonical(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_canonical(v) for v in obj)
+    return obj
+
+
 def _save(obj: Any, path: Path) -> None:
     """torch.save through a temporary file, so an interruption never leaves a truncated file."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
+    torch.save(_canonical(obj), tmp)
     os.replace(tmp, path)
 
 

@@ -32,6 +32,11 @@ Tables (``*`` = optional column, present when the source has it):
 ``user_metrics``  (eval/<ds>/<run>/user_metrics.parquet)
     user int32, split str in {valid, test}, n_relevant int32, then one float64 column per
     metric (``recall@20``, ``ndcg@20``, ...).
+``feature_sketch``  (data/<ds>/features/fingerprint.parquet, committed; :mod:`pipeline.repro.fingerprint`)
+    modality str, item int32, norm float32, s0 .. s7 float32 (the vector's fixed random projection).
+``fingerprint``  (data/<ds>/neighbors/fingerprint.parquet, data/<ds>/graph/fingerprint.parquet, committed)
+    part str (a list file or edge kind), key int32 (item or user), n int32, hash int64,
+    score_sum float64, margin float32 (NaN: the part is exact). One row per (part, key).
 """
 
 from __future__ import annotations
@@ -161,6 +166,18 @@ SCHEMAS: dict[str, TableSchema] = {
         unique=("user", "split"),
         checks=(_in_set("split", {"valid", "test"}),),
         extra_columns={"*": pl.Float64},
+    ),
+    "feature_sketch": TableSchema(
+        "feature_sketch",
+        {"modality": pl.String, "item": _ID, "norm": pl.Float32, **{f"s{k}": pl.Float32 for k in range(8)}},
+        unique=("modality", "item"),
+        checks=(_non_negative("item", "norm"),),
+    ),
+    "fingerprint": TableSchema(
+        "fingerprint",
+        {"part": pl.String, "key": _ID, "n": pl.Int32, "hash": pl.Int64, "score_sum": pl.Float64, "margin": pl.Float32},
+        unique=("part", "key"),
+        checks=(_non_negative("n"),),
     ),
 }
 

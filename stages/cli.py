@@ -65,15 +65,27 @@ def train(
 
 
 @app.command()
-def evaluate(dataset: str = typer.Argument(..., help="dataset name")) -> None:
+def evaluate(
+    dataset: str = typer.Argument(..., help="dataset name"),
+    runs: Optional[str] = typer.Option(None, "--runs", help="only these runs, comma-separated model-seed (e.g. simgr-1,mf-2)"),
+) -> None:
     """Full-ranking evaluation of every trained run of a dataset (stage `evaluate`)."""
-    _stage("evaluate", dataset)
+    _stage("evaluate", dataset, *(["--runs", runs] if runs else []))
 
 
 @app.command()
 def report(dataset: str = typer.Argument(..., help="dataset name")) -> None:
     """Benchmark report in the shape of the paper's Table 2 (stage `report`)."""
     _stage("report", dataset)
+
+
+@app.command("repro-check")
+def repro_check(
+    keep: bool = typer.Option(False, "--keep", help="keep the temporary clone (its path is printed)"),
+    workdir: Optional[str] = typer.Option(None, "--dir", help="clone into this folder instead of a temporary one"),
+) -> None:
+    """Rebuild the committed HEAD in a clone and compare every output by the reproducibility contract."""
+    _stage("repro_check", *(["--keep"] if keep else []), *(["--dir", workdir] if workdir else []))
 
 
 # -- commands on a user's own files (each defined in its own section below) ------------------

@@ -6,7 +6,10 @@ reads ``models/<ds>/<run>/{embeddings.pt, history.json}`` and writes
 ``eval/<ds>/<run>/recommendations.parquet`` (top max(K) of every test user) and
 ``eval/<ds>/<run>/user_metrics.parquet`` (per-user valid and test metrics).
 
-Usage: python -m stages.evaluate <dataset>
+Usage: python -m stages.evaluate <dataset> [--runs model-seed,...]
+
+``--runs`` evaluates only the named runs (the reproducibility check uses it for the training
+runs it retrains); the other runs' files are left as they are.
 """
 
 from __future__ import annotations
@@ -110,10 +113,19 @@ def evaluate_run(dataset: str, model: str, seed: int, sets: EvalSets, protocol: 
     return metrics
 
 
-def main(dataset: str) -> None:
+def main(dataset: str, *flags: str) -> None:
     params = load_params()
     protocol, ks, batch_size, device = _settings(params)
     runs = run_list(params)
+    if flags:
+        if len(flags) != 2 or flags[0] != "--runs":
+            raise UserError(f"evaluate: expected at most '--runs model-seed,...', got {' '.join(flags)!r}")
+        wanted = [r for r in flags[1].split(",") if r]
+        known = {f"{m}-{s}": (m, s) for m, s in runs}
+        unknown = [r for r in wanted if r not in known]
+        if unknown:
+            raise UserError(f"evaluate --runs: {unknown} are not runs of params.yaml 'run' (model-seed, e.g. {next(iter(known), 'mf-1')})")
+        runs = [known[r] for r in wanted]
     missing = [str(model_dir(dataset, m, s)) for m, s in runs if not model_dir(dataset, m, s).is_dir()]
     if missing:
         raise UserError(f"{missing[0]}: run directory not found ({len(missing)} of {len(runs)} runs missing; train them first)")

@@ -3,7 +3,8 @@
     python -m stages.features <dataset>
 
 Reads data/<ds>/ingest/items.parquet (and the image / MMRec feature files the dataset names),
-writes data/<ds>/features/vectors/<modality>.npy and data/<ds>/features/features.json.
+writes data/<ds>/features/vectors/<modality>.npy, data/<ds>/features/features.json and the
+committed sketch data/<ds>/features/fingerprint.parquet (docs/reproducibility.md).
 Wall-clock time goes to logs/<ds>/features/timing.json (not a DVC output).
 """
 
@@ -12,13 +13,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.errors import UserError
 from pipeline.features.build import build_features
 from pipeline.features.device import resolve_device
 from pipeline.log import get_logger
 from pipeline.params import get, load_params, write_json
 from pipeline.paths import stage_dir
-from pipeline.schemas import read_table
+from pipeline.repro.fingerprint import feature_sketch
+from pipeline.schemas import read_table, write_table
 from stages._main import run_stage
 
 log = get_logger(__name__)
@@ -45,7 +49,10 @@ def main(dataset: str) -> None:
         dataset=dataset,
     )
     write_json(report, out / "features.json")
-    log.info("wrote %s", out / "features.json")
+    vectors = {path.stem: np.load(path) for path in sorted((out / "vectors").glob("*.npy"))}
+    write_table(feature_sketch(vectors), "feature_sketch", out / "fingerprint.parquet")
+    log.info("wrote %s and %s (the sketch the reproducibility check compares across machines)",
+             out / "features.json", out / "fingerprint.parquet")
     write_json(
         {"seconds": round(time.perf_counter() - started, 2), "device": device, "n_items": items.height},
         Path("logs") / dataset / "features" / "timing.json",

@@ -3,7 +3,8 @@
 Reads data/<ds>/ingest/interactions.parquet (train split only), and with APFI on
 data/<ds>/neighbors/lists/{item_groups,tail_candidates,popular_candidates}.parquet plus, only for
 users the lists cannot answer exactly, data/<ds>/features/vectors/*.npy. Writes
-data/<ds>/graph/{edges.parquet, thresholds.parquet, graph.json}.
+data/<ds>/graph/{edges.parquet, thresholds.parquet, graph.json} and the committed
+data/<ds>/graph/fingerprint.parquet (docs/reproducibility.md).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def main(dataset: str) -> None:
     out = stage_dir(dataset, "graph")
     write_table(graph.edges, "edges", out / "edges.parquet")
     write_table(graph.thresholds, "thresholds", out / "thresholds.parquet")
+    write_table(graph.fingerprint, "fingerprint", out / "fingerprint.parquet")
     write_json(graph.metrics, out / "graph.json")
     m = graph.metrics
     log.info(

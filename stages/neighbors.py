@@ -68,6 +68,8 @@ def main(dataset: str) -> None:
     for stem, (kind, frame) in result.tables.items():
         write_table(frame, kind, lists / f"{stem}.parquet")
         log.info("wrote %s (%d rows)", lists / f"{stem}.parquet", frame.height)
+    write_table(result.fingerprint, "fingerprint", out / "fingerprint.parquet")
+    log.info("wrote %s (%d rows: what the reproducibility check compares across machines)", out / "fingerprint.parquet", result.fingerprint.height)
     write_json(result.report, out / "neighbors.json")
     timing = {name: round(sec, 3) for name, sec in result.seconds.items()}
     write_json({"device": device, "n_items": result.report["n_items"], "seconds": timing},

@@ -36,7 +36,7 @@ pseudo edges (from features alone: that is the point of APFI for cold items).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -59,15 +59,39 @@ BLOCK_ENTRIES = 1 << 24
 
 @dataclass(frozen=True)
 class PseudoEdges:
-    """Pseudo edges of one kind: parallel arrays, sorted by (user, item)."""
+    """Pseudo edges of one kind: parallel arrays, sorted by (user, item).
+
+    ``margin_user`` / ``margin``: for every user with at least one candidate, the smallest change
+    of the weights that could change the user's set: min over the Q + 1 best candidates of
+    |w - zeta| and the gap between the Q-th and (Q+1)-th weight (the repro fingerprint's tie test).
+    """
 
     user: np.ndarray  # int64
     item: np.ndarray  # int64
     weight: np.ndarray  # float32, the fused similarity S^f
     n_fallback_users: int  # users recomputed exactly from the features
+    margin_user: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # sorted
+    margin: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
 
     def __len__(self) -> int:
         return len(self.user)
+
+
+def decision_margins(user: np.ndarray, rank: np.ndarray, w: np.ndarray, q: int, zeta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per user, from its best candidates in rank order (ranks 0..q, i.e. up to Q + 1 of them):
+    min(|w - zeta|, w_Q - w_(Q+1)) (in absolute value). Returns (sorted users, margins)."""
+    user = np.asarray(user, np.int64)
+    w = np.asarray(w, np.float64)
+    rank = np.asarray(rank, np.int64)
+    users, pos = np.unique(user, return_inverse=True)
+    margin = np.full(len(users), np.inf)
+    np.minimum.at(margin, pos, np.abs(w - zeta))
+    qth = np.full(len(users), np.nan)
+    after = np.full(len(users), np.nan)
+    qth[pos[rank == q - 1]] = w[rank == q - 1]
+    after[pos[rank == q]] = w[rank == q]
+    gap = np.abs(qth - after)
+    return users, np.where(np.isfinite(gap), np.minimum(margin, gap), margin)
 
 
 def fused_similarity(features: Sequence[np.ndarray]) -> Similarity:
@@ -97,7 +121,8 @@ def _best_order(user: np.ndarray, item: np.ndarray, w: np.ndarray, largest: bool
 def _exact_user(
     queries: np.ndarray, items_u: np.ndarray, group_items: np.ndarray, similarity: Similarity, q: int, largest: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-Q distinct group items not in ``items_u``, reached from ``queries``, from dense S^f rows (eq. 17-18 / 20)."""
+    """Top-Q distinct group items not in ``items_u``, reached from ``queries``, from dense S^f rows
+    (eq. 17-18 / 20). Pass ``q + 1`` to also get the first item left out (for the margins)."""
     if len(queries) == 0 or len(group_items) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     rows_per_block = max(1, BLOCK_ENTRIES // len(group_items))
@@ -192,13 +217,16 @@ def pseudo_edges(
 
     better = (lambda a, b: a > b) if largest else (lambda a, b: a < b)
     out_u, out_i, out_w, fallback = [], [], [], []
+    margins: list[tuple[np.ndarray, np.ndarray]] = []
     for lo, hi in progress(list(zip(bounds[:-1], bounds[1:])), desc=f"APFI {'PoPI' if largest else 'NePI'}", unit="chunk"):
         pairs = pl.DataFrame({"user": users_all[lo:hi], "q": items_all[lo:hi]}, schema={"user": pl.Int64, "q": pl.Int32})
         seen = pairs.rename({"q": "j"})
         cand = pairs.join(lists, on="q", how="inner").join(seen, on=["user", "j"], how="anti")  # uninteracted only
         n_unint = cand.group_by("user", "q").agg(pl.len().alias("n_unint"))
         best = cand.group_by("user", "j").agg(pl.col("s").max() if largest else pl.col("s").min())
-        top = best.sort(["user", "s", "j"], descending=[False, largest, False]).group_by("user", maintain_order=True).head(q)
+        ranked = best.sort(["user", "s", "j"], descending=[False, largest, False]).group_by("user", maintain_order=True).head(q + 1)
+        ranked = ranked.with_columns(r=pl.int_range(pl.len()).over("user"))
+        top = ranked.filter(pl.col("r") < q)
         qth = top.group_by("user").agg(pl.len().alias("n_top"), pl.col("s").last().alias("qth"))
         qth = qth.with_columns(pl.when(pl.col("n_top") >= q).then(pl.col("qth")).alias("qth"))
         chk = (
@@ -215,6 +243,8 @@ def pseudo_edges(
         )
         bad_users = chk.filter(~safe).select("user").unique()
         kept = top.filter(better(pl.col("s"), zeta)).join(bad_users, on="user", how="anti")  # eq. 19 / 21
+        exact = ranked.join(bad_users, on="user", how="anti")
+        margins.append(decision_margins(exact["user"].to_numpy(), exact["r"].to_numpy(), exact["s"].to_numpy(), q, zeta))
         out_u.append(kept["user"].to_numpy().astype(np.int64))
         out_i.append(kept["j"].to_numpy().astype(np.int64))
         out_w.append(kept["s"].to_numpy().astype(np.float32))
@@ -228,7 +258,10 @@ def pseudo_edges(
         ends_u = np.searchsorted(users_all, fallback_users, side="right")
         for u, a, b in progress(list(zip(fallback_users, starts_u, ends_u)), desc="APFI exact fall-back", unit="user"):
             items_u = items_all[a:b]
-            items, w = _exact_user(items_u[valid[items_u]], items_u, group_items, sim, q, largest)
+            items, w = _exact_user(items_u[valid[items_u]], items_u, group_items, sim, q + 1, largest)
+            if len(w):
+                margins.append(decision_margins(np.full(len(w), u), np.arange(len(w)), w, q, zeta))
+            items, w = items[:q], w[:q]
             keep = better(w, zeta)  # eq. 19 / 21
             out_u.append(np.full(int(keep.sum()), u, np.int64))
             out_i.append(items[keep].astype(np.int64))
@@ -237,4 +270,7 @@ def pseudo_edges(
 
     user, item, weight = (np.concatenate(x) for x in (out_u, out_i, out_w))
     order = np.lexsort((item, user))
-    return PseudoEdges(user[order], item[order], weight[order].astype(np.float32), len(fallback_users))
+    m_user = np.concatenate([m[0] for m in margins]) if margins else np.zeros(0, np.int64)
+    m_val = np.concatenate([m[1] for m in margins]) if margins else np.zeros(0)
+    m_order = np.argsort(m_user, kind="stable")
+    return PseudoEdges(user[order], item[order], weight[order].astype(np.float32), len(fallback_users), m_user[m_order], m_val[m_order])

@@ -37,6 +37,7 @@ from pipeline.graph.pst import edge_signs, global_thresholds, personalised_thres
 from pipeline.log import get_logger
 from pipeline.neighbors.groups import tail_mask
 from pipeline.params import get
+from pipeline.repro import fingerprint
 
 log = get_logger(__name__)
 
@@ -73,6 +74,7 @@ class SignedGraph:
     edges: pl.DataFrame  # schema "edges"
     thresholds: pl.DataFrame  # schema "thresholds"
     metrics: dict[str, Any]
+    fingerprint: pl.DataFrame  # schema "fingerprint": observed signs (exact) and pseudo sets with their margins
 
 
 def training_rows(interactions: pl.DataFrame, source: str = "interactions") -> pl.DataFrame:
@@ -177,7 +179,19 @@ def build_signed_graph(
     ).sort("user", "item")
 
     metrics = _metrics(edges, thresholds, settings, pos, neg, n_items, n_tail, item, tail, valid)
-    return SignedGraph(edges, thresholds, metrics)
+    return SignedGraph(edges, thresholds, metrics, _fingerprint(present, user, item, sign, rating, pos, neg))
+
+
+def _fingerprint(users: np.ndarray, user: np.ndarray, item: np.ndarray, sign: np.ndarray, rating: np.ndarray,
+                 pos: PseudoEdges, neg: PseudoEdges) -> pl.DataFrame:
+    """Per user: the observed signed edges (exact) and each pseudo kind with its decision margin."""
+    parts = [fingerprint.edge_sets("observed", user, item, rating, users, sign=sign)]
+    for part, edges in (("pseudo_positive", pos), ("pseudo_negative", neg)):
+        margin = np.full(len(users), np.inf)
+        at = np.searchsorted(users, edges.margin_user)
+        margin[at] = edges.margin
+        parts.append(fingerprint.edge_sets(part, edges.user, edges.item, edges.weight, users, margin=margin))
+    return pl.concat(parts)
 
 
 def _metrics(

@@ -19,6 +19,7 @@ from pipeline.neighbors import exact
 from pipeline.neighbors.candidates import fused_candidates, normalized_modalities
 from pipeline.neighbors.groups import tail_mask, training_degree
 from pipeline.neighbors.knn import NeighborLists, knn_lists
+from pipeline.repro import fingerprint
 
 log = get_logger(__name__)
 
@@ -27,7 +28,12 @@ log = get_logger(__name__)
 class NeighborsResult:
     tables: dict[str, tuple[str, pl.DataFrame]] = field(default_factory=dict)  # file stem -> (schema kind, frame)
     report: dict[str, Any] = field(default_factory=dict)
+    fingerprint: pl.DataFrame | None = None  # the committed "fingerprint" table (pipeline.repro)
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _fingerprint(lists: NeighborLists, part: str) -> pl.DataFrame:
+    return fingerprint.ranked_lists(part, lists.item, lists.neighbor, lists.score, lists.cut_item, lists.cut_score)
 
 
 def _frame(lists: NeighborLists) -> pl.DataFrame:
@@ -60,6 +66,7 @@ def build_neighbors(
     n_items = len(valid)
     modalities = sorted(vectors)
     rows = exact.sample_rows(np.arange(n_items), recall_sample, seed)
+    prints = []
     res.report = {
         "n_items": n_items,
         "modalities": modalities,
@@ -76,6 +83,7 @@ def build_neighbors(
         lists, info = knn_lists(vectors[m], k, device=device, block_size=block_size, name=f"{m}.npy")
         res.seconds[f"knn_{m}"] = time.perf_counter() - t0
         res.tables[f"knn_{m}"] = ("knn", _frame(lists))
+        prints.append(_fingerprint(lists, f"knn_{m}"))
         nonzero = np.linalg.norm(normed[m], axis=1) > 0
         ref_rows = rows[nonzero[rows]]
         ref = exact.exact_lists(exact.exact_scores({m: normed[m]}, ref_rows), ref_rows, nonzero, k)
@@ -102,6 +110,10 @@ def build_neighbors(
     res.seconds["candidates"] = time.perf_counter() - t0
     res.tables["tail_candidates"] = ("candidates", _frame(cands.tail))
     res.tables["popular_candidates"] = ("candidates", _frame(cands.popular))
+    prints += [_fingerprint(cands.tail, "tail_candidates"), _fingerprint(cands.popular, "popular_candidates")]
+    group_keys = (np.arange(n_items, dtype=np.int64) << 33) | (degree.astype(np.int64) << 1) | tail.astype(np.int64)
+    prints.append(fingerprint.exact_part("item_groups", group_keys))
+    res.fingerprint = pl.concat(prints)
 
     t0 = time.perf_counter()
     ref_rows = rows[valid[rows]]

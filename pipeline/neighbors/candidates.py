@@ -52,13 +52,18 @@ def normalized_modalities(vectors: Mapping[str, np.ndarray]) -> tuple[dict[str, 
     return normed, valid
 
 
-def _flatten(queries: np.ndarray, cols: list[np.ndarray], vals: list[np.ndarray], valid: list[np.ndarray]) -> NeighborLists:
+def _flatten(queries: np.ndarray, cols: list[np.ndarray], vals: list[np.ndarray], valid: list[np.ndarray], k: int) -> NeighborLists:
+    """Rows of the first ``k`` columns; the (k+1)-th column, where valid, is each list's cut score."""
     if not cols:
         return NeighborLists(*(np.zeros(0, t) for t in (np.int32, np.int32, np.float32, np.int16)))
     nb, sc, ok = np.concatenate(cols), np.concatenate(vals), np.concatenate(valid)
+    cut_ok = ok[:, k] if nb.shape[1] > k else np.zeros(len(nb), bool)
+    cut_score = sc[cut_ok, k] if nb.shape[1] > k else np.zeros(0, np.float32)
+    nb, sc, ok = nb[:, :k], sc[:, :k], ok[:, :k]
     item = np.broadcast_to(queries[:, None], nb.shape)
     rank = np.broadcast_to(np.arange(nb.shape[1]), nb.shape)
-    return NeighborLists(item[ok].astype(np.int32), nb[ok].astype(np.int32), sc[ok].astype(np.float32), rank[ok].astype(np.int16))
+    return NeighborLists(item[ok].astype(np.int32), nb[ok].astype(np.int32), sc[ok].astype(np.float32), rank[ok].astype(np.int16),
+                         queries[cut_ok].astype(np.int32), cut_score.astype(np.float32))
 
 
 def fused_candidates(
@@ -109,12 +114,12 @@ def fused_candidates(
                 self_pos = torch.from_numpy(pos_of[q]).to(dev)
                 mine = self_pos >= 0
                 key[rows[mine], self_pos[mine]] = float("-inf")  # q is not its own candidate
-                c, v, ok = topk_rows(key, n_candidates)
+                c, v, ok = topk_rows(key, n_candidates + 1)  # one more: the cut score of each list
                 out[part][0].append(ids[c] if ids.size else c)
                 out[part][1].append(v if part == "tail" else 0.0 - v)
                 out[part][2].append(ok)
     n_left_out = int(len(valid) - len(queries))
-    result = Candidates(_flatten(queries, *out["tail"]), _flatten(queries, *out["popular"]), n_left_out)
+    result = Candidates(_flatten(queries, *out["tail"], n_candidates), _flatten(queries, *out["popular"], n_candidates), n_left_out)
     log.info(
         "APFI candidates: %d queries, %d tail / %d popular candidates, K=%d, %d items left out (zero vector), on %s",
         len(queries), n_tail, len(pop_ids), n_candidates, n_left_out, device,

@@ -13,7 +13,7 @@ neighbours) and counted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,14 +26,25 @@ log = get_logger(__name__)
 SLACK = 8
 
 
+def _empty(dtype) -> np.ndarray:
+    return np.zeros(0, dtype)
+
+
 @dataclass(frozen=True)
 class NeighborLists:
-    """Flat, parallel arrays of ranked lists (the ``knn`` / ``candidates`` tables' columns)."""
+    """Flat, parallel arrays of ranked lists (the ``knn`` / ``candidates`` tables' columns).
+
+    ``cut_item`` / ``cut_score``: for the items whose list was cut, the score of the first entry
+    left out (what decides a tie at the cut; the repro fingerprint's margin). Not written to the
+    list tables.
+    """
 
     item: np.ndarray  # int32, the query item
     neighbor: np.ndarray  # int32
     score: np.ndarray  # float32
     rank: np.ndarray  # int16, 0 = first
+    cut_item: np.ndarray = field(default_factory=lambda: _empty(np.int32))
+    cut_score: np.ndarray = field(default_factory=lambda: _empty(np.float32))
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return {"item": self.item, "neighbor": self.neighbor, "score": self.score, "rank": self.rank}
@@ -100,26 +111,32 @@ def knn_lists(
     index = _index(base, backend, device)
     fetch = min(len(ids), k + 1 + SLACK)
     k_eff = min(k, len(ids) - 1)
-    out_nb, out_sc, out_valid = [], [], []
+    out_nb, out_sc, out_valid, out_cut = [], [], [], []
     starts = range(0, len(ids), max(1, block_size))
     for start in progress(starts, desc=f"kNN {name}", unit="block", total=len(starts)):
         pos = np.arange(start, min(start + block_size, len(ids)))
         scores, found = index.search(base[pos], fetch)
         scores = np.where(found == pos[:, None], -np.inf, scores)  # the item itself is not a neighbour
-        nb_pos, sc, valid = rank_rows(scores, found.astype(np.int64), k_eff)
+        nb_pos, sc, valid = rank_rows(scores, found.astype(np.int64), k_eff + 1)
+        out_cut.append(np.where(valid[:, k_eff], sc[:, k_eff], np.nan) if sc.shape[1] > k_eff else np.full(len(pos), np.nan))
+        nb_pos, sc, valid = nb_pos[:, :k_eff], sc[:, :k_eff], valid[:, :k_eff]
         out_nb.append(np.where(valid, ids[np.maximum(nb_pos, 0)], -1))
         out_sc.append(sc)
         out_valid.append(valid)
     nb = np.concatenate(out_nb)
     sc = np.concatenate(out_sc)
     valid = np.concatenate(out_valid)
+    cut = np.concatenate(out_cut)
     item = np.repeat(ids, k_eff).reshape(len(ids), k_eff)
     rank = np.broadcast_to(np.arange(k_eff), nb.shape)
+    has_cut = np.isfinite(cut)
     lists = NeighborLists(
         item[valid].astype(np.int32),
         nb[valid].astype(np.int32),
         sc[valid].astype(np.float32),
         rank[valid].astype(np.int16),
+        ids[has_cut].astype(np.int32),
+        cut[has_cut].astype(np.float32),
     )
     log.info("%s: kNN lists of %d items (k=%d, %s, %d zero vectors left out)", name, len(ids), k_eff, backend, n_zero)
     return lists, report

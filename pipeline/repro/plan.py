@@ -1,0 +1,97 @@
+"""What the reproducibility check rebuilds and what it trusts from the commit.
+
+Stages are classified by the ``python -m stages.<module>`` of their command in ``dvc.lock``:
+
+* data stages (synth, download, ingest, features, neighbors, graph) of every dataset: rebuilt;
+* training runs: every run of the datasets in ``repro.full`` (the default dataset's whole matrix),
+  and for each other dataset one seed per model, drawn with ``repro.seed`` (so every model of
+  every dataset is retrained on each check); their metrics are recomputed;
+* the evaluate and report stages of the ``repro.full`` datasets: rebuilt (the other datasets'
+  are built from runs not all rebuilt, so they are trusted);
+* everything else (the other training runs, hyper-parameter tuning, the other reports): trusted,
+  i.e. taken from the commit; the staleness check still requires their code and params to match
+  ``dvc.lock``.
+
+The rule is in docs/reproducibility.md; the plan is printed by the check.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+DATA_MODULES = ("synth", "download", "ingest", "features", "neighbors", "graph")
+_CMD = re.compile(r"python -m stages\.(\w+)((?: \S+)*)")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    module: str  # stages.<module>
+    args: tuple[str, ...]
+
+    @property
+    def dataset(self) -> str | None:
+        return self.args[0] if self.args else None
+
+
+@dataclass
+class Plan:
+    data: list[str] = field(default_factory=list)  # in pipeline order
+    train: list[str] = field(default_factory=list)
+    evaluate: list[str] = field(default_factory=list)  # evaluate@<ds> of the full datasets
+    sampled: dict[str, list[str]] = field(default_factory=dict)  # dataset -> runs evaluated alone
+    report: list[str] = field(default_factory=list)
+    trusted: list[str] = field(default_factory=list)
+
+    @property
+    def rebuilt(self) -> list[str]:
+        """The ``dvc repro --single-item`` targets, in the order they run."""
+        return self.data + self.train + self.evaluate + self.report
+
+
+def parse_stage(name: str, cmd: str | list[str]) -> Stage:
+    """The stage module and arguments of a ``dvc.lock`` entry."""
+    text = cmd if isinstance(cmd, str) else " && ".join(cmd)
+    m = _CMD.search(text)
+    if not m:
+        raise ValueError(f"dvc.lock: stage {name!r} does not run 'python -m stages.<module>' ({text!r})")
+    return Stage(name, m.group(1), tuple(m.group(2).split()))
+
+
+def _seed_per_model(dataset: str, runs: list[Stage], seed: int) -> list[Stage]:
+    """One run per model of ``dataset``, the seed drawn with a generator seeded by (seed, dataset)."""
+    by_model: dict[str, list[Stage]] = {}
+    for st in runs:
+        by_model.setdefault(st.args[1], []).append(st)
+    rng = np.random.default_rng([int(seed), zlib.crc32(dataset.encode())])
+    return [sorted(group, key=lambda s: int(s.args[2]))[int(rng.integers(len(group)))] for _, group in sorted(by_model.items())]
+
+
+def make_plan(lock_stages: Mapping[str, Any], full: list[str], seed: int) -> Plan:
+    """Classify the stages of a ``dvc.lock`` (``stages`` mapping: name -> entry with ``cmd``)."""
+    stages = [parse_stage(name, entry["cmd"]) for name, entry in lock_stages.items()]
+    plan = Plan()
+    order = {m: i for i, m in enumerate(DATA_MODULES)}
+    plan.data = [s.name for s in sorted((s for s in stages if s.module in order), key=lambda s: order[s.module])]
+    train = [s for s in stages if s.module == "train"]
+    chosen: list[Stage] = []
+    for ds in sorted({s.dataset for s in train}):
+        runs = [s for s in train if s.dataset == ds]
+        if ds in full:
+            chosen += runs
+        else:
+            picked = _seed_per_model(ds, runs, seed)
+            chosen += picked
+            plan.sampled[ds] = [f"{s.args[1]}-{s.args[2]}" for s in picked]
+    picked_names = {s.name for s in chosen}
+    plan.train = [s.name for s in train if s.name in picked_names]
+    plan.evaluate = [s.name for s in stages if s.module == "evaluate" and s.dataset in full]
+    plan.report = [s.name for s in stages if s.module == "report" and s.dataset in full]
+    rebuilt = set(plan.rebuilt)
+    plan.trusted = [s.name for s in stages if s.name not in rebuilt]
+    return plan

@@ -1,0 +1,296 @@
+"""The reproducibility contract: fingerprints, comparisons by kind, the rebuild plan, staleness.
+
+The check must pass where only float rounding moved and fail on real changes: a changed split
+seed, a changed pst.nu, changed model code or params, a metric beyond its band. Each is shown
+here on small fixtures, never by running the pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from pipeline.graph.apfi import decision_margins
+from pipeline.graph.signed import GraphSettings, build_signed_graph
+from pipeline.ingest.dataset import IngestConfig, ingest
+from pipeline.repro import compare, contract, fingerprint
+from pipeline.repro.check import stale_stages
+from pipeline.repro.plan import make_plan, parse_stage
+from pipeline.schemas import validate
+
+ROOT = Path(__file__).resolve().parents[1]
+FIX = Path(__file__).parent / "fixtures"
+
+
+# ----------------------------------------------------------------------------- fingerprints
+def test_mix64_is_splitmix64():
+    # splitmix64 seeded with 0 first returns 0xE220A8397B1DCDAF (its published first output)
+    assert int(fingerprint.mix64(np.array([0])).view(np.uint64)[0]) == 0xE220A8397B1DCDAF
+
+
+def test_group_hash_is_order_free_and_sensitive():
+    g = np.array([0, 0, 1, 1, 1])
+    k = np.array([5, 7, 1, 2, 3])
+    h = fingerprint.group_hash(g, k, 2)
+    perm = np.array([4, 1, 3, 0, 2])
+    assert np.array_equal(fingerprint.group_hash(g[perm], k[perm], 2), h)
+    assert fingerprint.group_hash(g, np.array([5, 7, 1, 2, 4]), 2)[1] != h[1]
+    assert fingerprint.group_hash(g, np.array([5, 7, 1, 2, 4]), 2)[0] == h[0]
+
+
+def test_ranked_list_margins_by_hand():
+    # item 0 (best first): 0.9, 0.8, 0.5, then 0.45 left out -> margin 0.05 at the cut
+    # item 1 (least similar first, as popular candidates): 0.1, 0.4, then 0.43 left out -> 0.03
+    # item 2: its list holds every candidate (nothing left out) -> no tie possible
+    fp = fingerprint.ranked_lists(
+        "knn_text", item=np.array([0, 0, 0, 1, 1, 2]), neighbor=np.array([3, 4, 5, 2, 0, 1]),
+        score=np.float32([0.9, 0.8, 0.5, 0.1, 0.4, 0.7]), cut_item=np.array([0, 1]), cut_score=np.float32([0.45, 0.43]),
+    )
+    validate(fp, "fingerprint")
+    assert fp["key"].to_list() == [0, 1, 2] and fp["n"].to_list() == [3, 2, 1]
+    assert fp["margin"].to_list() == pytest.approx([0.05, 0.03, math.inf], abs=1e-6)
+    assert fp["score_sum"].to_list() == pytest.approx([2.2, 0.5, 0.7], abs=1e-6)
+    # membership, not order: two neighbours swapping places leave the hash alone, another neighbour does not
+    swapped = fingerprint.ranked_lists("knn_text", np.array([0, 0, 0]), np.array([4, 3, 5]), np.float32([0.9, 0.8, 0.5]),
+                                       np.array([0]), np.float32([0.45]))
+    assert swapped["hash"][0] == fp["hash"][0]
+    other = fingerprint.ranked_lists("knn_text", np.array([0, 0, 0]), np.array([4, 3, 6]), np.float32([0.9, 0.8, 0.5]),
+                                     np.array([0]), np.float32([0.45]))
+    assert other["hash"][0] != fp["hash"][0]
+
+
+def test_decision_margins_by_hand():
+    # Q = 2, zeta = 0.4; user 7: 0.9, 0.5, 0.45 -> |w - zeta| min 0.05, gap w_2 - w_3 = 0.05 ... 0.05
+    # user 8: 0.9, 0.41 -> |0.41 - 0.4| = 0.01 (no third candidate)
+    users, margins = decision_margins(np.array([7, 7, 7, 8, 8]), np.array([0, 1, 2, 0, 1]), np.array([0.9, 0.5, 0.45, 0.9, 0.41]), 2, 0.4)
+    assert users.tolist() == [7, 8]
+    assert margins == pytest.approx([0.05, 0.01])
+
+
+def test_feature_sketch_moves_with_the_vectors():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 384)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    a = validate(fingerprint.feature_sketch({"text": x}), "feature_sketch")
+    assert a.height == 20 and a["norm"].to_numpy() == pytest.approx(1.0, abs=1e-6)
+    assert compare.compare_sketch("s", a, fingerprint.feature_sketch({"text": x})).moved == "-"
+    noise = rng.standard_normal(x.shape).astype(np.float32)
+    small = fingerprint.feature_sketch({"text": x + 1e-7 * noise / np.linalg.norm(noise, axis=1, keepdims=True)})
+    assert compare.compare_sketch("s", a, small).ok  # float rounding: well inside FEATURE_TOL
+    big = x.copy()
+    big[3] = -big[3]  # one item's text changed
+    found = compare.compare_sketch("s", a, fingerprint.feature_sketch({"text": big}))
+    assert not found.ok and "max |d|" in found.moved
+    assert not compare.compare_sketch("s", a, fingerprint.feature_sketch({"text": x[:19]})).ok
+
+
+# ----------------------------------------------------------------------------- comparisons
+def _fp(rows):
+    part, key, n, h, s, m = zip(*rows)
+    return pl.DataFrame({"part": list(part), "key": pl.Series(key, dtype=pl.Int32), "n": pl.Series(n, dtype=pl.Int32),
+                         "hash": pl.Series(h, dtype=pl.Int64), "score_sum": pl.Series(s, dtype=pl.Float64),
+                         "margin": pl.Series(m, dtype=pl.Float32)})
+
+
+def test_fingerprint_rules():
+    ref = _fp([("knn", 0, 3, 11, 2.2, 0.05), ("knn", 1, 3, 12, 1.0, 1e-6), ("groups", 0, 5, 99, 0.0, math.nan)])
+    assert compare.compare_fingerprint("f", ref, ref).moved == "-"
+    rounding = ref.with_columns(score_sum=pl.col("score_sum") + 1e-7)
+    assert compare.compare_fingerprint("f", ref, rounding).ok
+    tie = ref.with_columns(hash=pl.when(pl.col("key") == 1).then(13).otherwise(pl.col("hash")))
+    found = compare.compare_fingerprint("f", ref, tie)
+    assert found.ok and "1 of 3 differ at ties" in found.moved  # item 1's list is decided by a 1e-6 margin
+    real = ref.with_columns(hash=pl.when(pl.col("key") == 0).then(13).otherwise(pl.col("hash")))
+    assert not compare.compare_fingerprint("f", ref, real).ok  # item 0's margin is 0.05: no tie
+    exact = ref.with_columns(hash=pl.when(pl.col("part") == "groups").then(1).otherwise(pl.col("hash")))
+    assert "exact part" in compare.compare_fingerprint("f", ref, exact).moved
+    assert not compare.compare_fingerprint("f", ref, ref.head(2)).ok
+    moved = ref.with_columns(score_sum=pl.col("score_sum") + 0.01)
+    assert not compare.compare_fingerprint("f", ref, moved).ok
+
+
+def test_json_rule_allows_only_tie_fields_to_move():
+    a = {"pseudo_positive": 10, "observed_negative": 4, "knn": {"text": {"recall_vs_exact": 1.0, "rows": 9}}}
+    ties = contract.TIE_FIELDS["graph.json"] + contract.TIE_FIELDS["neighbors.json"]
+    assert compare.compare_json("g", a, {**a, "pseudo_positive": 11}, ties).ok
+    assert compare.compare_json("g", a, {**a, "knn": {"text": {"recall_vs_exact": 0.99, "rows": 9}}}, ties).ok
+    broken = compare.compare_json("g", a, {**a, "observed_negative": 5}, ties)
+    assert not broken.ok and broken.moved == "observed_negative: 4 -> 5"
+    assert not compare.compare_json("g", a, {**a, "knn": {"text": {"recall_vs_exact": 1.0, "rows": 8}}}, ties).ok
+
+
+def _fixture_runs():
+    runs = {}
+    for path in sorted((FIX / "repro" / "metrics").glob("*.json")):
+        model, seed = path.stem.rsplit("-", 1)
+        runs.setdefault(model, {})[int(seed)] = json.loads(path.read_text())
+    return runs
+
+
+def test_band_is_the_pooled_seed_std():
+    band = compare.bands(_fixture_runs())
+    # recall@20: variances 4e-4 (0.30, 0.32, 0.34) and 3e-4 (0.40, 0.40, 0.43) -> sqrt(3.5e-4)
+    assert band[("test", "recall@20")] == pytest.approx(contract.BAND_FACTOR * math.sqrt(3.5e-4))
+    assert band[("test", "ndcg@20")] == pytest.approx(contract.BAND_FACTOR * 0.01)
+    one_seed = {m: {1: s[1]} for m, s in _fixture_runs().items()}
+    assert compare.bands(one_seed)[("test", "recall@20")] == contract.BAND_FLOOR
+
+
+def test_a_metric_beyond_its_band_fails():
+    runs = _fixture_runs()
+    band = compare.bands(runs)
+    ref = runs["simgr"][1]
+    width = band[("test", "recall@20")]
+    inside = json.loads(json.dumps(ref))
+    inside["test"]["recall@20"] += 0.5 * width
+    assert compare.compare_metrics("m", ref, inside, band).ok
+    beyond = json.loads(json.dumps(ref))
+    beyond["test"]["recall@20"] += 1.5 * width
+    found = compare.compare_metrics("m", ref, beyond, band)
+    assert not found.ok and "test recall@20" in found.moved
+    other_users = {**ref, "n_test_users": 99}
+    assert "n_test_users" in compare.compare_metrics("m", ref, other_users, band).moved
+
+
+# ----------------------------------------------------------------------------- real changes
+def _ingest_md5(tmp: Path, seed: int) -> dict[str, str]:
+    ratings = tmp / "ratings.tsv"
+    if not ratings.exists():  # 30 users x 12 items, every user with 12 ratings (so held-out rows exist)
+        rng = np.random.default_rng(1)
+        ratings.write_text("".join(f"u{u}\ti{i}\t{rng.integers(1, 6)}\t{1000 + 12 * u + i}\n" for u in range(30) for i in range(12)))
+    out = tmp / f"seed{seed}-{len(list(tmp.iterdir()))}"
+    ingest({"format": "generic", "reviews": str(ratings), "sep": "\t", "header": False,
+            "columns": ["user", "item", "rating", "timestamp"]}, IngestConfig(kcore=5, seed=seed), out)
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(out.glob("*.parquet"))}
+
+
+def test_a_changed_split_seed_breaks_the_exact_ingest_outputs(tmp_path):
+    ref, again, other = _ingest_md5(tmp_path, 999), _ingest_md5(tmp_path, 999), _ingest_md5(tmp_path, 7)
+    path = "data/x/ingest/interactions.parquet"
+    assert contract.rule_for(path).kind == "exact"
+    assert compare.compare_md5(path, ref["interactions.parquet"], again["interactions.parquet"]).ok
+    assert not compare.compare_md5(path, ref["interactions.parquet"], other["interactions.parquet"]).ok
+
+
+def _graph(nu: float) -> pl.DataFrame:
+    rng = np.random.default_rng(5)
+    n = 60
+    inter = pl.DataFrame({
+        "user": pl.Series(np.repeat(np.arange(6), 10), dtype=pl.Int32),
+        "item": pl.Series(np.tile(np.arange(10), 6), dtype=pl.Int32),
+        "rating": pl.Series(rng.integers(1, 6, n), dtype=pl.Float32),
+        "timestamp": pl.Series(np.arange(n), dtype=pl.Int64),
+        "split": ["train"] * n,
+    })
+    return build_signed_graph(inter, GraphSettings(nu=nu, apfi_enabled=False)).fingerprint
+
+
+def test_a_changed_pst_nu_breaks_the_observed_signs():
+    path = "data/x/graph/fingerprint.parquet"
+    assert contract.rule_for(path).kind == "ties"
+    ref = validate(_graph(0.5), "fingerprint")
+    assert compare.compare_fingerprint(path, ref, _graph(0.5)).moved == "-"
+    found = compare.compare_fingerprint(path, ref, _graph(0.9))
+    assert not found.ok and "observed" in found.moved and "exact part differs" in found.moved
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _dvc(cwd: Path, *args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_project(tmp_path_factory):
+    """A two-stage DVC project (a model file and a param feed `train`, whose output feeds `score`),
+    reproduced and committed: what a clean clone of a consistent commit looks like."""
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(FIX / "repro" / "project", root, dirs_exist_ok=True)
+    (root / "dvc.yaml.in").rename(root / "dvc.yaml")  # not named dvc.yaml here: DVC would collect it as part of this project
+    _git(root, "init", "-q")
+    _git(root, "config", "user.email", "t@t")
+    _git(root, "config", "user.name", "t")
+    _dvc(root, "init", "-q")
+    _dvc(root, "repro", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", "reproduced")
+    return root
+
+
+def _stale(root: Path) -> list[compare.Finding]:
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    return stale_stages(json.loads(_dvc(root, "status", "--json") or "{}"), lock)
+
+
+def test_staleness_ignores_missing_generated_inputs(tiny_project):
+    assert _stale(tiny_project) == []
+    (tiny_project / "trained.txt").unlink()  # a clean clone has no generated files
+    shutil.rmtree(tiny_project / ".dvc" / "cache")
+    assert _stale(tiny_project) == []
+    _dvc(tiny_project, "repro", "-q")
+
+
+@pytest.mark.parametrize("change", ["model", "param"])
+def test_a_changed_model_or_param_is_stale(tiny_project, change):
+    target = tiny_project / ("model.py" if change == "model" else "params.yaml")
+    before = target.read_text()
+    try:
+        target.write_text(before.replace("2", "3"))
+        found = _stale(tiny_project)
+        assert [f.output for f in found] == ["train"] and not found[0].ok
+        assert ("model.py modified" if change == "model" else "param lr modified") in found[0].moved
+    finally:
+        target.write_text(before)
+
+
+def test_a_hand_edited_committed_output_is_stale(tiny_project):
+    target = tiny_project / "score.json"
+    before = target.read_text()
+    try:
+        target.write_text('{"recall": 0.99}\n')
+        found = _stale(tiny_project)
+        assert [f.output for f in found] == ["score"] and "committed output score.json differs" in found[0].moved
+    finally:
+        target.write_text(before)
+
+
+# ----------------------------------------------------------------------------- the contract and the plan
+LOCK = yaml.safe_load((ROOT / "dvc.lock").read_text())
+
+
+def test_every_output_of_the_committed_lock_has_a_rule():
+    outs = sorted({o["path"] for st in LOCK["stages"].values() for o in st.get("outs", [])})
+    kinds = {contract.rule_for(p).kind for p in outs}
+    assert kinds <= {"exact", "sketch", "ties", "band", "derived", "represented"}
+    for p in outs:
+        rule = contract.rule_for(p)
+        if rule.kind == "represented":
+            assert rule.via.format(ds=contract.dataset_of(p)) in outs, p
+
+
+def test_plan_rebuilds_data_and_the_full_matrix_and_one_seed_per_model_elsewhere():
+    plan = make_plan(LOCK["stages"], full=["magazine"], seed=0)
+    assert make_plan(LOCK["stages"], full=["magazine"], seed=0).rebuilt == plan.rebuilt  # deterministic
+    stages = {name: parse_stage(name, e["cmd"]) for name, e in LOCK["stages"].items()}
+    data = [n for n, s in stages.items() if s.module in ("synth", "download", "ingest", "features", "neighbors", "graph")]
+    assert sorted(plan.data) == sorted(data) and plan.data[0] == "synth"
+    train = {n: s for n, s in stages.items() if s.module == "train"}
+    assert {n for n, s in train.items() if s.dataset == "magazine"} <= set(plan.train)
+    for ds in {s.dataset for s in train.values()} - {"magazine"}:
+        models = {s.args[1] for s in train.values() if s.dataset == ds}
+        picked = [r.rsplit("-", 1)[0] for r in plan.sampled[ds]]
+        assert sorted(picked) == sorted(models)  # every model once
+    assert set(plan.rebuilt).isdisjoint(plan.trusted) and set(plan.rebuilt) | set(plan.trusted) == set(stages)
+    assert plan.evaluate == ["evaluate@magazine"] and plan.report == ["report@magazine"]

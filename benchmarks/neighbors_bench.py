@@ -26,7 +26,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.features.device import resolve_device  # noqa: E402
+from pipeline.device import resolve_device  # noqa: E402
 from pipeline.neighbors import exact  # noqa: E402
 from pipeline.neighbors.candidates import fused_candidates, normalized_modalities  # noqa: E402
 from pipeline.neighbors.groups import tail_mask, training_degree  # noqa: E402

@@ -132,11 +132,11 @@ def step_stage(spec: dict) -> dict:
 
 def _load(spec: dict, kind: str, cfg: dict):
     from pipeline.models.registry import model_class
-    from pipeline.training.data import load_train_data
+    from pipeline.data import load_train_data
 
     needs = model_class(kind).inputs(cfg)
     root = Path("data") / spec["dataset"]
-    return load_train_data(root, features="features" in needs, knn="knn" in needs, graph="graph" in needs, name=spec["dataset"])
+    return load_train_data(root, features="features" in needs, knn="knn" in needs, thresholds="thresholds" in needs, pseudo="pseudo" in needs, name=spec["dataset"])
 
 
 def step_train(spec: dict) -> dict:

@@ -17,16 +17,19 @@ Tables (``*`` = optional column, present when the source has it):
     categories* list[str] (the first category path), description* str (raw, may hold HTML).
 ``knn``  (data/<ds>/neighbors/lists/knn_<modality>.parquet)
     item int32, neighbor int32, score float32 (cosine), rank int16 (0 = most similar).
-``candidates``  (data/<ds>/neighbors/lists/tail_candidates.parquet, popular_candidates.parquet)
+``candidates``  (data/<ds>/graph/candidates/tail_candidates.parquet, popular_candidates.parquet)
     item int32 (the query q), neighbor int32, score float32 (fused S^f), rank int16.
     Tail lists: most similar tail items first; popular lists: least similar popular items first.
-``item_groups``  (data/<ds>/neighbors/lists/item_groups.parquet)
+``item_groups``  (data/<ds>/graph/candidates/item_groups.parquet)
     item int32, degree int32 (training degree), tail bool (eq. 15).
 ``edges``  (data/<ds>/graph/edges.parquet)
     user int32, item int32, sign int8 in {+1, -1}, origin str in {observed, pseudo},
     weight float32 (rating for observed edges, S^f for pseudo edges). One row per (user, item).
 ``thresholds``  (data/<ds>/graph/thresholds.parquet)
     user int32, mu float32, sigma float32, delta float32.
+``pseudo_edges``  (data/<ds>/graph/pseudo_edges.parquet)
+    user int32, item int32, sign int8 in {+1, -1} (APFI: +1 to tail items, eq. 19; -1 to popular
+    items, eq. 21), weight float32 (the fused similarity S^f). One row per (user, item).
 ``recommendations``  (eval/<ds>/<run>/recommendations.parquet)
     user int32, item int32, rank int16 (0 = top), score float32.
 ``user_metrics``  (eval/<ds>/<run>/user_metrics.parquet)
@@ -153,6 +156,12 @@ SCHEMAS: dict[str, TableSchema] = {
         {"user": _ID, "mu": pl.Float32, "sigma": pl.Float32, "delta": pl.Float32},
         unique=("user",),
         checks=(_non_negative("user", "sigma"),),
+    ),
+    "pseudo_edges": TableSchema(
+        "pseudo_edges",
+        {"user": _ID, "item": _ID, "sign": pl.Int8, "weight": pl.Float32},
+        unique=("user", "item"),
+        checks=(_in_set("sign", {1, -1}), _non_negative("user", "item")),
     ),
     "recommendations": TableSchema(
         "recommendations",

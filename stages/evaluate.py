@@ -22,7 +22,7 @@ import polars as pl
 from pipeline.errors import UserError
 from pipeline.evaluation.outputs import load_embeddings, recommendations_frame, user_metrics_frame
 from pipeline.evaluation.ranking import PROTOCOLS, EvalSets, evaluate_splits
-from pipeline.features.device import resolve_device
+from pipeline.device import resolve_device
 from pipeline.log import get_logger
 from pipeline.params import get, load_params, read_json, write_json
 from pipeline.paths import eval_dir, metrics_file, model_dir, stage_dir
@@ -31,10 +31,13 @@ from stages._main import run_stage
 
 log = get_logger(__name__)
 
+#: the training groups of dvc.yaml, by what their models read (params run.models_<group>)
+RUN_GROUPS = ("models_cf", "models_mm", "models_sga", "models_pst", "models_apfi", "models_signed")
+
 
 def run_list(params: dict[str, Any]) -> list[tuple[str, int]]:
-    """(model, seed) of every run, in params order: models_cf, models_mm, models_signed, then seeds."""
-    models = [m for key in ("models_cf", "models_mm", "models_signed") for m in (get(params, f"run.{key}") or [])]
+    """(model, seed) of every run, in params order: the run.models_* groups (RUN_GROUPS), then seeds."""
+    models = [m for key in RUN_GROUPS for m in (get(params, f"run.{key}", None) or [])]
     return [(m, int(s)) for m in models for s in get(params, "run.seeds")]
 
 
@@ -94,7 +97,9 @@ def evaluate_run(dataset: str, model: str, seed: int, sets: EvalSets, protocol: 
         "valid": valid.mean,
         "best_epoch": hist["best_epoch"],
         "epochs": hist["epochs"],
-        "max_epochs": hist.get("max_epochs"),
+        "max_validations": hist.get("max_validations"),
+        "validations": hist.get("validations"),
+        "valid_every": hist.get("valid_every"),
         "stop_reason": hist.get("stop_reason"),
         "protocol": protocol,
         "n_test_users": len(test.users),

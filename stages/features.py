@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.errors import UserError
 from pipeline.features.build import build_features
-from pipeline.features.device import resolve_device
+from pipeline.device import resolve_device
 from pipeline.log import get_logger
 from pipeline.params import get, load_params, write_json
 from pipeline.paths import stage_dir

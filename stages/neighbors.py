@@ -1,11 +1,11 @@
-"""Stage `neighbors`: item kNN lists per modality and APFI candidate lists of one dataset.
+"""Stage `neighbors`: each modality's item kNN lists of one dataset (FREEDOM's and LGMRec's item graphs).
 
     python -m stages.neighbors <dataset>
 
-Reads data/<ds>/features/vectors/<modality>.npy and data/<ds>/ingest/interactions.parquet
-(training rows only), writes data/<ds>/neighbors/lists/{knn_<modality>, tail_candidates,
-popular_candidates, item_groups}.parquet and data/<ds>/neighbors/neighbors.json (counts, recall
-against exact search, device). Timings go to logs/<ds>/neighbors/timing.json (not a DVC output).
+Reads data/<ds>/features/vectors/<modality>.npy, writes data/<ds>/neighbors/lists/knn_<modality>.parquet,
+the committed fingerprint data/<ds>/neighbors/fingerprint.parquet (docs/reproducibility.md) and
+data/<ds>/neighbors/neighbors.json (counts, recall against exact search, device). APFI's candidate
+lists, which depend on xi, are the graph stage's. Timings go to logs/<ds>/neighbors/timing.json.
 """
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
+from pipeline.device import resolve_device
 from pipeline.errors import UserError
-from pipeline.features.device import resolve_device
 from pipeline.log import get_logger
-from pipeline.neighbors.build import build_neighbors
+from pipeline.neighbors.build import build_knn
 from pipeline.params import get, load_params, write_json
 from pipeline.paths import stage_dir
-from pipeline.schemas import read_table, write_table
+from pipeline.schemas import write_table
 from stages._main import run_stage
 
 log = get_logger(__name__)
@@ -45,16 +44,10 @@ def load_vectors(vec_dir: Path) -> dict[str, np.ndarray]:
 def main(dataset: str) -> None:
     params = load_params()
     vectors = load_vectors(stage_dir(dataset, "features") / "vectors")
-    inter_path = stage_dir(dataset, "ingest") / "interactions.parquet"
-    train = read_table(inter_path, "interactions", columns=["item", "split"]).filter(pl.col("split") == "train")
-    log.info("read %d training interactions from %s", train.height, inter_path)
     device = resolve_device(get(params, "neighbors.device"), "neighbors.device")
-    result = build_neighbors(
+    result = build_knn(
         vectors,
-        train["item"].to_numpy(),
         k=int(get(params, "neighbors.k")),
-        n_candidates=int(get(params, "neighbors.candidates")),
-        xi=float(get(params, "apfi.xi")),
         device=device,
         block_size=int(get(params, "neighbors.block_size")),
         recall_sample=int(get(params, "neighbors.recall_sample")),
@@ -62,19 +55,19 @@ def main(dataset: str) -> None:
     )
     out = stage_dir(dataset, "neighbors")
     lists = out / "lists"
-    for stale in lists.glob("knn_*.parquet"):  # a modality dropped since the last run
+    for stale in lists.glob("*.parquet"):  # a modality dropped since the last run
         if stale.stem not in result.tables:
             stale.unlink()
     for stem, (kind, frame) in result.tables.items():
         write_table(frame, kind, lists / f"{stem}.parquet")
         log.info("wrote %s (%d rows)", lists / f"{stem}.parquet", frame.height)
     write_table(result.fingerprint, "fingerprint", out / "fingerprint.parquet")
-    log.info("wrote %s (%d rows: what the reproducibility check compares across machines)", out / "fingerprint.parquet", result.fingerprint.height)
     write_json(result.report, out / "neighbors.json")
     timing = {name: round(sec, 3) for name, sec in result.seconds.items()}
     write_json({"device": device, "n_items": result.report["n_items"], "seconds": timing},
                Path("logs") / dataset / "neighbors" / "timing.json")
-    log.info("timings (s): %s", timing)
+    log.info("wrote %s and %s (what the reproducibility check compares); timings (s): %s",
+             out / "fingerprint.parquet", out / "neighbors.json", timing)
 
 
 if __name__ == "__main__":

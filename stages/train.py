@@ -2,24 +2,27 @@
 
     python -m stages.train <dataset> <model> <seed> [--resume]
 
-Reads params ``train``, ``run.epoch_cap.<dataset>`` (the benchmark's epoch budget for that
-dataset: the run trains for at most min(train.epochs, cap) epochs), ``evaluate.protocol``, ``models`` (and ``pst.delta`` for models that read
-the signed graph, passed to them as ``global_delta``); loads only the inputs the model needs;
+Reads params ``train``, ``evaluate.protocol``, ``models`` (and ``pst.delta`` for the models that
+sign edges with the global threshold, passed to them as ``global_delta``), overridden by the values
+the model's hyper-parameter study selected on validation (tuning/<dataset>/<model>/selected.json;
+the Figure-3 variants of SiMGR use SiMGR's study, params ``tune.inherit``); loads only the inputs
+the model needs;
 writes ``models/<dataset>/<model>-<seed>/`` (checkpoint.pt, best.pt, embeddings.pt,
 history.json) and the dvclive curves and timing under ``logs/<dataset>/<model>-<seed>/``.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from pipeline.errors import UserError
 from pipeline.log import get_logger
-from pipeline.models.registry import build_model, model_class, resolve_config
+from pipeline.models.registry import build_model
 from pipeline.params import get, load_params
 from pipeline.paths import DATA, log_dir, model_dir
-from pipeline.training.data import load_train_data
-from pipeline.training.trainer import TrainSettings, fit
+from pipeline.data import load_train_data
+from pipeline.training.trainer import fit
+from pipeline.tuning.selection import GRAPH_PREFIXES, SELECTED, read_selected, study_dir
+from pipeline.tuning.trial import model_inputs, run_settings
 from stages._main import run_stage
 
 log = get_logger(__name__)
@@ -35,23 +38,21 @@ def main(dataset: str, model: str, seed: str | int = 1, *flags: str) -> None:
     except ValueError:
         raise UserError(f"train: seed must be an integer, got {seed!r}") from None
     params = load_params()
-    settings = TrainSettings.from_params(params)
-    cap = get(params, f"run.epoch_cap.{dataset}", None)
-    if cap is not None:
-        if not isinstance(cap, int) or cap < 1:
-            raise UserError(f"params.yaml: run.epoch_cap.{dataset} must be a positive integer, got {cap!r}")
-        if cap < settings.epochs:
-            log.warning("%s: at most %d epochs (run.epoch_cap.%s; train.epochs = %d)", dataset, cap, dataset, settings.epochs)
-            settings = replace(settings, epochs=cap)
+    owner = (get(params, "tune.inherit", {}) or {}).get(model, model)
+    selected_path = study_dir(dataset, owner) / SELECTED
+    values = {k: v for k, v in read_selected(selected_path).items() if not k.startswith(GRAPH_PREFIXES)}
+    if values:
+        log.info("%s: hyper-parameters selected on validation by the %s study (%s): %s", model, owner, selected_path, values)
+    params, settings = run_settings(params, model, values)
     models = get(params, "models")
-    kind, cfg = resolve_config(model, models)
-    inputs = model_class(kind).inputs(cfg)
-    overrides = {"global_delta": float(get(params, "pst.delta"))} if "graph" in inputs else {}
+    inputs = model_inputs(model, params)
+    overrides = {"global_delta": float(get(params, "pst.delta"))} if "delta" in inputs else {}
     data = load_train_data(
         DATA / dataset,
         features="features" in inputs,
         knn="knn" in inputs,
-        graph="graph" in inputs,
+        thresholds="thresholds" in inputs,
+        pseudo="pseudo" in inputs,
         name=dataset,
     )
     log.info(

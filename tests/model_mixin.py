@@ -59,13 +59,13 @@ class RecommenderTestMixin:
         kind, cfg = resolve_config(cls.model_name, PARAMS["models"])
         cfg.update(cls.model_overrides)
         extra = dict(cls.model_overrides)
-        if "graph" in model_class(kind).inputs(cfg):
+        if "delta" in model_class(kind).inputs(cfg):
             extra.setdefault("global_delta", float(PARAMS["pst"]["delta"]))
         return extra
 
     @classmethod
     def settings(cls) -> TrainSettings:
-        base = dict(epochs=30, patience=10, lr=0.01, batch_size=256, emb_dim=32, eval_batch_size=512, device="cpu")
+        base = dict(max_validations=30, valid_every_steps=1, patience=10, lr=0.01, batch_size=256, emb_dim=32, eval_batch_size=512, device="cpu")
         base.update(cls.train_overrides)
         return TrainSettings(**base)
 

@@ -4,10 +4,10 @@
 (4-5) and 3 items of other clusters low (1-2), so both the interactions and their signs carry the
 cluster. Per user, 2 interactions go to valid and 2 to test (seeded). Item features of two
 modalities (``image`` 32-d, ``text`` 16-d) are the cluster's centre plus noise; the kNN lists are
-each item's 10 most cosine-similar items (brute force in numpy). Signed edges are the training
-interactions with sign = rating > delta_u (delta_u = mean - 0.5 * std of the user's training
-ratings, as PST with nu = 0.5), plus, for every fourth user, one pseudo-positive edge to an
-unseen item of its cluster and one pseudo-negative edge to an unseen item of another cluster.
+each item's 10 most cosine-similar items (brute force in numpy). The PST thresholds are
+delta_u = mean - 0.5 * std of the user's training ratings (nu = 0.5); the pseudo edges are, for
+every fourth user, one pseudo-positive edge to an unseen item of its cluster and one
+pseudo-negative edge to an unseen item of another cluster.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from pipeline.training.data import Interactions, SignedEdges, TrainData
+from pipeline.data import Interactions, SignedEdges, TrainData
 
 N_USERS, N_ITEMS, N_CLUSTERS = 120, 80, 4
 N_IN, N_OUT, N_VALID, N_TEST = 12, 3, 2, 2
@@ -75,9 +75,7 @@ def planted_data(seed: int = 0) -> TrainData:
     var = np.bincount(train.user, weights=(train.rating - mean[train.user]) ** 2, minlength=N_USERS) / counts
     thresholds = (mean - 0.5 * np.sqrt(var)).astype(np.float32)
 
-    e_user, e_item = list(train.user), list(train.item)
-    e_sign = list(np.where(train.rating > thresholds[train.user], 1, -1))
-    e_pseudo, e_weight = [False] * len(train), list(train.rating)
+    e_user, e_item, e_sign, e_weight = [], [], [], []
     for u in range(0, N_USERS, 4):
         c = user_cluster[u]
         unseen = np.setdiff1d(np.arange(N_ITEMS), seen[u])
@@ -87,13 +85,12 @@ def planted_data(seed: int = 0) -> TrainData:
             e_user.append(u)
             e_item.append(int(item))
             e_sign.append(sign)
-            e_pseudo.append(True)
             e_weight.append(weight)
-    edges = SignedEdges(
+    pseudo = SignedEdges(
         np.asarray(e_user, np.int64),
         np.asarray(e_item, np.int64),
         np.asarray(e_sign, np.int8),
-        np.asarray(e_pseudo, bool),
+        np.ones(len(e_user), bool),
         np.asarray(e_weight, np.float32),
     )
     return TrainData(
@@ -104,8 +101,8 @@ def planted_data(seed: int = 0) -> TrainData:
         test=test,
         features=features,
         knn=knn,
-        edges=edges,
         thresholds=thresholds,
+        pseudo=pseudo,
         name="planted",
     )
 

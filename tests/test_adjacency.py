@@ -7,7 +7,7 @@ import torch
 
 import pytest
 
-from pipeline.graph.adjacency import _product, normalized_adjacency, propagate, propagate_with_ego, spmm
+from pipeline.graph.adjacency import bipartite_adjacency, unique_rows, _product, normalized_adjacency, propagate, propagate_with_ego, spmm
 
 
 def test_hand_case_two_users_three_items():
@@ -135,3 +135,21 @@ def test_propagate_with_ego_values_and_gradient(n_layers):
     x3 = x1.detach().clone().requires_grad_(True)  # only the ego rows used: the gradient is theirs alone
     (propagate_with_ego(adj, x3, n_layers, rows, symmetric=True)[1] * w2).sum().backward()
     torch.testing.assert_close(x3.grad, torch.zeros(11, 3).index_add_(0, rows, w2))
+
+
+def test_bipartite_adjacency_builds_the_same_matrix_with_torch():
+    rng = np.random.default_rng(8)
+    key = np.unique(rng.integers(0, 40, 300) * 30 + rng.integers(0, 30, 300))
+    users, items = key // 30, key % 30
+    ref = normalized_adjacency(40, 30, users, items)
+    got = bipartite_adjacency(40, 30, torch.from_numpy(users), torch.from_numpy(items))
+    for a, b in ((ref.crow_indices(), got.crow_indices()), (ref.col_indices(), got.col_indices()), (ref.values(), got.values())):
+        assert torch.equal(a, b)
+
+
+def test_unique_rows_equals_torch_unique():
+    rows = torch.tensor([7, 3, 3, 0, 9, 7, 7, 2])
+    distinct, inverse = unique_rows(rows, 12)
+    ref_d, ref_i = torch.unique(rows, return_inverse=True)
+    assert torch.equal(distinct, ref_d) and torch.equal(inverse, ref_i)
+    assert torch.equal(distinct[inverse], rows)

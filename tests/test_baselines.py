@@ -11,7 +11,7 @@ import torch
 
 from model_mixin import PARAMS, RecommenderTestMixin
 from pipeline.errors import UserError
-from pipeline.models.freedom import FREEDOM, degree_sensitive_prune, item_item_graph, knn_graph
+from pipeline.models.freedom import FREEDOM, degree_sensitive_prune, item_item_graph, knn_graph, prune_weights
 from pipeline.models.lgmrec import LGMRec, hyperedge_nce, hypergraph_pass
 from pipeline.models.siren import SiReN, negative_scores, sign_aware_bpr
 from planted import planted_data
@@ -100,6 +100,54 @@ def test_siren_negatives_avoid_training_items_and_are_seeded():
     assert not any((u, int(i)) in train for u in range(data.n_users) for i in first[u])
 
 
+def test_siren_negatives_follow_degree_to_the_075_among_free_items():
+    data = planted_data()
+    model = SiReN(data, _cfg("siren"), 8, "cpu")
+    model.pre_epoch(0, torch.Generator().manual_seed(11))
+    n = 60000
+    drawn = model.sample_negatives(torch.zeros(1, dtype=torch.int64), n).numpy().ravel()
+    degree = np.bincount(data.train.item, minlength=data.n_items).astype(np.float64)
+    free = np.ones(data.n_items, bool)
+    free[data.train.item[data.train.user == 0]] = False
+    p = np.where(free, degree**0.75, 0.0)
+    p /= p.sum()
+    counts = np.bincount(drawn, minlength=data.n_items)
+    assert counts[~free].sum() == 0
+    assert np.all(np.abs(counts - n * p) <= 5 * np.sqrt(n * p * (1 - p)) + 1)  # every item within 5 binomial std
+
+
+def test_alias_table_gives_the_distribution():
+    from pipeline.models.siren import alias_table
+
+    w = np.array([1.0, 3.0, 0.0, 4.0])
+    prob, alias = alias_table(w)
+    # probability of item j = (prob[j] + sum over i with alias i -> j of (1 - prob[i])) / n
+    p = prob.copy()
+    for i in range(4):
+        p[alias[i]] += 1.0 - prob[i]
+    np.testing.assert_allclose(p / 4, w / w.sum(), atol=1e-12)
+
+
+def test_fast_dropout_keeps_the_expectation():
+    from pipeline.models.siren import fast_dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    y = fast_dropout(x, 0.5, True)
+    assert set(torch.unique(y).tolist()) == {0.0, 2.0} and abs(float(y.mean()) - 1.0) < 0.01
+    assert fast_dropout(x, 0.5, False) is x
+
+
+def test_per_model_train_overrides_follow_variants():
+    from pipeline.models.registry import resolve_config, train_overrides
+
+    models = {"siren": {"n_layers": 4, "train": {"lr": 0.005}}, "siren_b": {"variant_of": "siren", "train": {"batch_size": 512}}}
+    assert train_overrides("siren_b", models) == {"lr": 0.005, "batch_size": 512}
+    assert "train" not in resolve_config("siren_b", models)[1]
+    with pytest.raises(UserError, match="unknown key"):
+        train_overrides("x", {"x": {"train": {"epochs": 3}}})
+
+
 def test_siren_loss_rejects_pairs_outside_training():
     data = planted_data()
     model = SiReN(data, _cfg("siren", n_neg=2), 8, "cpu")
@@ -116,9 +164,12 @@ def test_knn_graph_keeps_top_k_by_score_row_normalised():
     item = np.array([0, 0, 0, 1, 2, 2])
     neighbor = np.array([1, 2, 3, 0, 0, 3])
     score = np.array([0.1, 0.9, 0.5, 0.3, 0.2, 0.8], np.float32)
-    rows, cols, vals = knn_graph(item, neighbor, score, n_items=4, k=2)
-    assert list(zip(rows.tolist(), cols.tolist())) == [(0, 2), (0, 3), (1, 0), (2, 3), (2, 0)]
-    np.testing.assert_allclose(vals, [0.5, 0.5, 1.0, 0.5, 0.5])
+    # MMRec's topk over a cosine row includes the item itself (the row's maximum): self + k - 1 others
+    rows, cols, vals = knn_graph(item, neighbor, score, n_items=4, k=3)
+    assert list(zip(rows.tolist(), cols.tolist())) == [(0, 0), (0, 2), (0, 3), (1, 1), (1, 0), (2, 2), (2, 3), (2, 0)]
+    np.testing.assert_allclose(vals, [1 / 3, 1 / 3, 1 / 3, 0.5, 0.5, 1 / 3, 1 / 3, 1 / 3])
+    rows, cols, vals = knn_graph(item, neighbor, score, n_items=4, k=1)  # the item alone
+    assert list(zip(rows.tolist(), cols.tolist())) == [(0, 0), (1, 1), (2, 2)] and vals.tolist() == [1.0, 1.0, 1.0]
 
 
 def test_item_item_graph_rows_sum_to_one_and_mix_modalities():
@@ -137,12 +188,14 @@ def test_degree_sensitive_prune_counts_is_seeded_and_prefers_low_degree():
     # edge 0 joins two degree-1 nodes (weight 1); edges 1..8 join a degree-8 user to degree-1 items
     users = np.array([0] + [1] * 8)
     items = np.arange(9)
-    first = degree_sensitive_prune(users, items, 0.34, torch.Generator().manual_seed(0))
-    again = degree_sensitive_prune(users, items, 0.34, torch.Generator().manual_seed(0))
+    weights = torch.from_numpy(prune_weights(users, items))
+    assert weights.tolist() == pytest.approx([1.0] + [1 / math.sqrt(8)] * 8)
+    first = degree_sensitive_prune(weights, 0.34, torch.Generator().manual_seed(0))
+    again = degree_sensitive_prune(weights, 0.34, torch.Generator().manual_seed(0))
     assert len(first) == int(9 * 0.34) == 3 and len(set(first.tolist())) == 3
-    np.testing.assert_array_equal(first, again)
+    assert torch.equal(first, again) and first.tolist() == sorted(first.tolist())
     g = torch.Generator().manual_seed(1)
-    kept0 = sum(0 in degree_sensitive_prune(users, items, 1 / 9, g) for _ in range(400))
+    kept0 = sum(0 in degree_sensitive_prune(weights, 1 / 9, g).tolist() for _ in range(400))
     # P(edge 0) = 1 / (1 + 8 / sqrt(8)) = 0.261 vs 0.092 for each other edge
     assert 0.20 < kept0 / 400 < 0.33
 
@@ -154,6 +207,7 @@ def test_freedom_prunes_in_training_and_uses_full_graph_in_eval():
     model.train()
     model.pre_epoch(0, torch.Generator().manual_seed(0))
     assert model.masked_adj._nnz() == 2 * int(len(data.train) * 0.5)
+    assert not list(model.features) and not list(model.proj)  # reg 0: the raw features are no parameters
     with torch.no_grad():
         train_u, _ = model.embeddings()
         model.eval()

@@ -154,7 +154,8 @@ def _write_dataset(root: Path, n_items: int = 40, n_users: int = 30) -> None:
         "datasets": {"tiny": {"format": "amazon2018", "source": "shipped", "reviews": "r.json.gz"}},
         "features": {"text_model": "default", "batch_size": 16, "device": "cpu"},
         "neighbors": {"k": 5, "candidates": 8, "device": "auto", "block_size": 16, "recall_sample": 40, "seed": 0},
-        "apfi": {"xi": 0.25},
+        "pst": {"enabled": True, "nu": 0.5, "delta": 3.0},
+        "apfi": {"enabled": True, "xi": 0.25, "q": 3, "zeta_pos": 0.4, "zeta_neg": 0.1},
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params))
 
@@ -178,27 +179,33 @@ def test_text_only_dataset_flows_through_features_and_neighbors(tmp_path, monkey
 
     neighbors_stage.main("tiny")
     lists = tmp_path / "data/tiny/neighbors/lists"
-    assert sorted(p.name for p in lists.iterdir()) == [
-        "item_groups.parquet", "knn_text.parquet", "popular_candidates.parquet", "tail_candidates.parquet",
-    ]
+    assert sorted(p.name for p in lists.iterdir()) == ["knn_text.parquet"]
     knn = read_table(lists / "knn_text.parquet", "knn")
     assert knn.height == 40 * 5 and (knn["item"] != knn["neighbor"]).all()
-    groups = read_table(lists / "item_groups.parquet", "item_groups")
+    nb = read_json(tmp_path / "data/tiny/neighbors/neighbors.json")
+    assert nb["modalities"] == ["text"] and nb["device"] == "cpu" and nb["knn"]["text"]["recall_vs_exact"] >= 0.99
+    assert "seconds" not in json.dumps(nb)  # timings go to logs/, outputs stay reproducible
+    assert (tmp_path / "logs/tiny/neighbors/timing.json").exists()
+    first = (lists / "knn_text.parquet").read_bytes()
+    neighbors_stage.main("tiny")
+    assert (lists / "knn_text.parquet").read_bytes() == first  # byte-for-byte reproducible
+
+    # APFI's candidate lists: the graph stage's (they depend on xi)
+    from stages import graph as graph_stage
+
+    (tmp_path / "tuning/tiny/simgr").mkdir(parents=True)
+    (tmp_path / "tuning/tiny/simgr/selected.json").write_text('{"values": {}}')
+    graph_stage.main("tiny")
+    cands = tmp_path / "data/tiny/graph/candidates"
+    groups = read_table(cands / "item_groups.parquet", "item_groups")
     assert groups["tail"].sum() == 10  # floor(0.25 * 40)
-    tail = read_table(lists / "tail_candidates.parquet", "candidates")
-    pop = read_table(lists / "popular_candidates.parquet", "candidates")
+    tail = read_table(cands / "tail_candidates.parquet", "candidates")
+    pop = read_table(cands / "popular_candidates.parquet", "candidates")
     tail_items = set(groups.filter(pl.col("tail"))["item"].to_list())
     assert set(tail["neighbor"].to_list()) <= tail_items
     assert not set(pop["neighbor"].to_list()) & tail_items
     # with one modality S^f is that modality's cosine: check one score by hand
     row = tail.row(0, named=True)
     assert row["score"] == pytest.approx(float(text[row["item"]] @ text[row["neighbor"]]), abs=1e-5)
-    nb = read_json(tmp_path / "data/tiny/neighbors/neighbors.json")
-    assert nb["modalities"] == ["text"] and nb["device"] == "cpu" and nb["n_tail"] == 10
-    assert nb["knn"]["text"]["recall_vs_exact"] >= 0.99
-    assert nb["tail_candidates"]["recall_vs_exact"] >= 0.99 and nb["popular_candidates"]["recall_vs_exact"] >= 0.99
-    assert "seconds" not in json.dumps(nb)  # timings go to logs/, outputs stay reproducible
-    assert (tmp_path / "logs/tiny/neighbors/timing.json").exists()
-    first = (lists / "tail_candidates.parquet").read_bytes()
-    neighbors_stage.main("tiny")
-    assert (lists / "tail_candidates.parquet").read_bytes() == first  # byte-for-byte reproducible
+    rep = read_json(tmp_path / "data/tiny/graph/graph.json")["candidates"]
+    assert rep["n_tail"] == 10 and rep["tail_candidates"]["recall_vs_exact"] >= 0.99 and rep["popular_candidates"]["recall_vs_exact"] >= 0.99

@@ -9,7 +9,7 @@ import yaml
 
 from pipeline.errors import UserError
 from pipeline.graph.apfi import fused_similarity
-from pipeline.graph.signed import GraphSettings, build_signed_graph, select_edges
+from pipeline.graph.signed import GraphSettings, build_signed_graph, model_edges
 from pipeline.params import read_json
 from pipeline.schemas import read_table, validate, write_table
 
@@ -157,49 +157,60 @@ def test_non_positive_rating_rejected():
         build_signed_graph(interactions([(0, 0, 0.0, "train")]), GraphSettings(apfi_enabled=False))
 
 
-def test_select_edges_hand_case():
-    # user 0 rates 5 and 3 (PST: +1, +1), user 1 rates 2 (PST: -1); one pseudo +1 and one pseudo -1
-    user = np.array([0, 0, 0, 1, 1])
-    item = np.array([0, 1, 2, 0, 3])
-    sign = np.array([1, 1, 1, -1, -1], np.int8)
-    pseudo = np.array([False, False, True, False, True])
-    weight = np.array([5.0, 3.0, 0.5, 2.0, -0.2], np.float32)
-    out = select_edges(user, item, sign, pseudo, weight, use_pst=True, use_apfi=True, delta=3.0)
-    assert [a.tolist() for a in out] == [user.tolist(), item.tolist(), sign.tolist(), pseudo.tolist(), weight.tolist()]
-    u, i, s, p, w = select_edges(user, item, sign, pseudo, weight, use_pst=False, use_apfi=True, delta=3.0)
-    assert s.tolist() == [1, -1, 1, -1, -1]  # rating 3 - 3 is not > 0; pseudo signs untouched
-    u, i, s, p, w = select_edges(user, item, sign, pseudo, weight, use_pst=True, use_apfi=False, delta=3.0)
-    assert (u.tolist(), i.tolist(), s.tolist(), p.any()) == ([0, 0, 1], [0, 1, 0], [1, 1, -1], False)
-    u, i, s, p, w = select_edges(user, item, sign, pseudo, weight, use_pst=False, use_apfi=False, delta=2.0)
-    assert (s.tolist(), w.tolist()) == ([1, 1, -1], [5.0, 3.0, 2.0])
-    assert sign.tolist() == [1, 1, 1, -1, -1]  # inputs untouched
+def test_model_edges_hand_case():
+    # user 0 rates 5 and 3 (PST thresholds 2.5: +1, +1), user 1 rates 2 (threshold 2.5: -1)
+    user, item = np.array([0, 0, 1]), np.array([0, 1, 0])
+    rating = np.array([5.0, 3.0, 2.0], np.float32)
+    thresholds = np.array([2.5, 2.5], np.float32)
+    pseudo = (np.array([0, 1]), np.array([2, 3]), np.array([1, -1], np.int8), np.array([0.5, -0.2], np.float32))
+    u, i, s, p, w = model_edges(user, item, rating, thresholds=thresholds, delta=3.0, pseudo=pseudo)
+    assert (u.tolist(), i.tolist(), s.tolist(), p.tolist()) == ([0, 0, 1, 0, 1], [0, 1, 0, 2, 3], [1, 1, -1, 1, -1], [False] * 3 + [True] * 2)
+    assert w.tolist() == pytest.approx([5.0, 3.0, 2.0, 0.5, -0.2])
+    u, i, s, p, w = model_edges(user, item, rating, thresholds=None, delta=3.0, pseudo=pseudo)
+    assert s.tolist() == [1, -1, -1, 1, -1]  # global delta: rating 3 - 3 is not > 0; pseudo signs untouched
+    u, i, s, p, w = model_edges(user, item, rating, thresholds=thresholds, delta=3.0, pseudo=None)
+    assert (u.tolist(), s.tolist(), p.any()) == ([0, 0, 1], [1, 1, -1], False)
+    assert model_edges(user, item, rating, thresholds=None, delta=2.0, pseudo=None)[2].tolist() == [1, 1, -1]
+
+
+def test_pseudo_table_is_the_pseudo_part_of_edges():
+    inter, feats = random_dataset(3)
+    g = build_signed_graph(inter, GraphSettings(nu=0.5, xi=0.3, q=4, zeta_pos=0.0, zeta_neg=0.0), **apfi_inputs(inter, feats, 0.3, 4))
+    validate(g.pseudo, "pseudo_edges")
+    assert g.pseudo.equals(g.edges.filter(pl.col("origin") == "pseudo").select("user", "item", "sign", "weight"))
+    assert g.pseudo.height > 0
 
 
 def test_stage_writes_reproducible_outputs(tmp_path, monkeypatch):
     import stages.graph as stage
+    from pipeline.graph.build import candidate_settings, signed_graph
 
     inter, feats = random_dataset(3)
-    inputs = apfi_inputs(inter, feats, 0.3, 4)
     root = tmp_path / "data" / "toy"
     write_table(inter, "interactions", root / "ingest" / "interactions.parquet")
-    write_table(inputs["item_groups"], "item_groups", root / "neighbors" / "lists" / "item_groups.parquet")
-    write_table(inputs["tail_lists"], "candidates", root / "neighbors" / "lists" / "tail_candidates.parquet")
-    write_table(inputs["popular_lists"], "candidates", root / "neighbors" / "lists" / "popular_candidates.parquet")
     (root / "features" / "vectors").mkdir(parents=True)
     np.save(root / "features" / "vectors" / "text.npy", feats[0])
-    params = {"pst": {"enabled": True, "nu": 0.5, "delta": 3.0}, "apfi": {"enabled": True, "xi": 0.3, "q": 4, "zeta_pos": 0.0, "zeta_neg": 0.0}}
+    (tmp_path / "tuning" / "toy" / "simgr").mkdir(parents=True)
+    (tmp_path / "tuning" / "toy" / "simgr" / "selected.json").write_text('{"values": {"apfi.q": 4}}')  # a selected value wins
+    params = {"pst": {"enabled": True, "nu": 0.5, "delta": 3.0}, "apfi": {"enabled": True, "xi": 0.3, "q": 9, "zeta_pos": 0.0, "zeta_neg": 0.0},
+              "neighbors": {"candidates": 8, "device": "cpu", "block_size": 64, "recall_sample": 16, "seed": 0}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
 
     stage.main("toy")
     out = root / "graph"
-    first = {p: (out / p).read_bytes() for p in ("edges.parquet", "thresholds.parquet", "graph.json")}
+    files = ("edges.parquet", "thresholds.parquet", "pseudo_edges.parquet", "graph.json", "fingerprint.parquet", "candidates/tail_candidates.parquet")
+    first = {p: (out / p).read_bytes() for p in files}
     stage.main("toy")
     assert first == {p: (out / p).read_bytes() for p in first}
+    settings = GraphSettings(nu=0.5, xi=0.3, q=4, zeta_pos=0.0, zeta_neg=0.0)
+    params["apfi"]["q"] = 4
+    expected, _ = signed_graph(inter, {"text": feats[0]}, settings, candidate_settings(params))
     edges = read_table(out / "edges.parquet", "edges")
-    expected = build_signed_graph(inter, GraphSettings(nu=0.5, xi=0.3, q=4, zeta_pos=0.0, zeta_neg=0.0), **inputs)
     assert edges.equals(expected.edges)
+    assert read_table(out / "pseudo_edges.parquet", "pseudo_edges").equals(expected.pseudo)
     assert read_table(out / "thresholds.parquet", "thresholds").height == 12
     metrics = read_json(out / "graph.json")
-    assert metrics["fallback_users_negative"] == 1  # the stage loaded the vectors for the exact fall-back
+    assert metrics["selected_on_validation"] == {"apfi.q": 4} and metrics["settings"]["q"] == 4
     assert metrics["pseudo_positive"] == int(((edges["origin"] == "pseudo") & (edges["sign"] == 1)).sum())
+    assert metrics["candidates"]["xi"] == 0.3 and metrics["candidates"]["candidates"] == 8

@@ -158,22 +158,20 @@ def test_download_fetches_missing_files_with_the_official_urls(tmp_path):
     assert official_files("electronics")["images"][0] == "image_features_Electronics.b"
 
 
-def test_download_synthetic_checks_the_synth_stage_files(tmp_path):
-    from pipeline.synth import write_synthetic
-
+def test_download_generates_the_synthetic_files(tmp_path):
     d = tmp_path / "raw"
     cfg = {"source": "synthetic", "reviews": str(d / "reviews_Synthetic_5.json.gz"), "meta": str(d / "meta_Synthetic.json.gz"),
            "images": str(d / "image_features_Synthetic.b"), "image_dim": 8}
     synth = {"n_users": 30, "n_items": 20, "n_interactions": 200, "n_clusters": 2, "image_dim": 8, "seed": 1}
-    # the download stage may run before the synth stage: it checks the configuration, not the files
-    manifest = acquire("synthetic", cfg, synth, manifest_dir=tmp_path)
-    assert set(manifest["files"]) == {"reviews", "meta", "images"}
-    assert not d.exists()
     with pytest.raises(UserError, match="image_dim"):
         acquire("synthetic", {**cfg, "image_dim": 16}, synth, manifest_dir=tmp_path)
-    with pytest.raises(UserError, match="synth stage writes"):
+    with pytest.raises(UserError, match="generator writes"):
         acquire("synthetic", {**cfg, "meta": str(d / "meta_Other.json.gz")}, synth, manifest_dir=tmp_path)
-    write_synthetic(d, **synth)  # what the synth stage does
+    assert not d.exists()  # a bad configuration generates nothing
+    manifest = acquire("synthetic", cfg, synth, manifest_dir=tmp_path)
+    assert set(manifest["files"]) == {"reviews", "meta", "images"}
+    first = {k: v["sha256"] for k, v in manifest["files"].items()}
+    assert acquire("synthetic", cfg, synth, manifest_dir=tmp_path)["files"]["reviews"]["sha256"] == first["reviews"]  # same seed, same bytes
     stats = ingest({**cfg, "format": "amazon2014"}, IngestConfig(), tmp_path / "out")
     assert stats["items"]["with_image"] == stats["n_items"] and stats["n_interactions"] > 0
 

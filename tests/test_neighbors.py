@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipeline.errors import UserError
-from pipeline.neighbors.build import build_neighbors
+from pipeline.neighbors.build import build_candidates, build_knn
 from pipeline.neighbors.candidates import fused_candidates
 from pipeline.neighbors.groups import tail_mask, training_degree
 from pipeline.neighbors.knn import knn_lists
@@ -183,13 +183,17 @@ def test_build_reports_recall_at_default_settings():
     n = 400
     vecs = _random_modalities(n, 9)
     train_items = np.random.default_rng(0).zipf(1.5, 5000) % n
-    res = build_neighbors(vecs, train_items, k=10, n_candidates=60, xi=0.1, recall_sample=100, seed=0)
+    knn = build_knn(vecs, k=10, recall_sample=100, seed=0)
+    assert knn.report["modalities"] == ["image", "text"] and sorted(knn.tables) == ["knn_image", "knn_text"]
+    assert knn.report["knn"]["image"]["recall_vs_exact"] >= 0.99 and knn.report["knn"]["text"]["recall_vs_exact"] >= 0.99
+    res = build_candidates(vecs, train_items, n_candidates=60, xi=0.1, recall_sample=100, seed=0)
     rep = res.report
-    assert rep["n_tail"] == 40 and rep["n_popular"] == 360 and rep["modalities"] == ["image", "text"]
-    assert rep["knn"]["image"]["recall_vs_exact"] >= 0.99 and rep["knn"]["text"]["recall_vs_exact"] >= 0.99
+    assert rep["n_tail"] == 40 and rep["n_popular"] == 360
     assert rep["tail_candidates"]["recall_vs_exact"] >= 0.99
     assert rep["popular_candidates"]["recall_vs_exact"] >= 0.99
     assert rep["tail_candidates"]["rows"] == 40 * 39 + 360 * 40 and rep["popular_candidates"]["rows"] == n * 60
-    assert sorted(res.tables) == ["item_groups", "knn_image", "knn_text", "popular_candidates", "tail_candidates"]
+    assert sorted(res.tables) == ["item_groups", "popular_candidates", "tail_candidates"]
     groups = res.tables["item_groups"][1]
     assert groups["degree"].sum() == 5000 and groups["tail"].sum() == 40
+    parts = set(res.fingerprint["part"]) | set(knn.fingerprint["part"])
+    assert parts == {"knn_image", "knn_text", "tail_candidates", "popular_candidates", "item_groups"}

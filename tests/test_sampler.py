@@ -31,7 +31,7 @@ def test_never_returns_an_interacted_item_and_is_uniform_over_the_rest():
     assert np.all(np.abs(c1 - n / 5) < 5 * 57)
 
 
-def test_rejection_loop_handles_a_user_with_one_free_item():
+def test_a_user_with_one_free_item_always_gets_it():
     s = NegativeSampler(1, 6, np.zeros(5, np.int64), np.arange(5))
     neg = s.sample(torch.zeros(1000, dtype=torch.int64), torch.Generator().manual_seed(1))
     assert (neg == 5).all()
@@ -60,3 +60,14 @@ def test_epoch_batches_is_a_seeded_permutation():
     assert sorted(torch.cat(batches).tolist()) == list(range(10))
     again = epoch_batches(10, 4, torch.Generator().manual_seed(0))
     assert all(torch.equal(x, y) for x, y in zip(batches, again))
+
+
+def test_the_rank_to_item_map_by_hand():
+    # user 0 has items {1, 2, 5} of 7: its free items in order are 0, 3, 4, 6; a draw of rank r
+    # (the float64 uniform u maps to r = floor(u * 4)) must give the r-th of them
+    s = NegativeSampler(1, 7, np.array([0, 0, 0]), np.array([5, 1, 2]))
+    users = torch.zeros(4, dtype=torch.int64)
+    before = torch.searchsorted(s._gaps, users * 7 + torch.arange(4), right=True) - s._start[users]
+    assert (torch.arange(4) + before).tolist() == [0, 3, 4, 6]
+    counts = np.bincount(s.sample(torch.zeros(40000, dtype=torch.int64), torch.Generator().manual_seed(3)).numpy(), minlength=7)
+    assert counts[[1, 2, 5]].sum() == 0 and np.all(np.abs(counts[[0, 3, 4, 6]] - 10000) < 5 * 87)

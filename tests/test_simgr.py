@@ -17,7 +17,8 @@ from pipeline.errors import UserError
 from pipeline.models.modality import attention_fuse, normalize_rows, user_mean_matrix
 from pipeline.models.sga import SignedGraphAugmentation, fuse_signed, linear_attention
 from pipeline.models.simgr import SiMGR, binary_adjacency
-from pipeline.training.data import SignedEdges
+from pipeline.data import SignedEdges
+from pipeline.graph.signed import model_edges
 from planted import planted_data
 
 CFG = dict(
@@ -150,9 +151,16 @@ def _entries(adj: torch.Tensor, m: int, users, items) -> np.ndarray:
     return dense[np.asarray(users), m + np.asarray(items)]
 
 
+def _graph(data) -> SignedEdges:
+    """The whole signed graph of the planted data: observed edges signed by PST, plus the pseudo edges."""
+    p = data.pseudo
+    return SignedEdges(*model_edges(data.train.user, data.train.item, data.train.rating, thresholds=data.thresholds,
+                                    delta=float("nan"), pseudo=(p.user, p.item, p.sign, p.weight)))
+
+
 def test_apfi_switch_controls_pseudo_edges_in_a_plus_and_a_minus():
     data = planted_data()
-    e, m = data.edges, data.n_users
+    e, m = _graph(data), data.n_users
     ps_pos = e.pseudo & (e.sign > 0)
     ps_neg = e.pseudo & (e.sign < 0)
     assert ps_pos.sum() == 30 and ps_neg.sum() == 30
@@ -171,7 +179,7 @@ def test_apfi_switch_controls_pseudo_edges_in_a_plus_and_a_minus():
 
 def test_pst_switch_uses_global_delta_signs():
     data = planted_data()
-    e, m = data.edges, data.n_users
+    e, m = _graph(data), data.n_users
     obs = ~e.pseudo
     no_pst = build(pst=False, apfi=False, global_delta=3.0)
     neg = obs & (e.weight <= 3.0)  # §3: w - delta <= 0 is negative
@@ -188,14 +196,17 @@ def test_pst_switch_uses_global_delta_signs():
 
 def test_switches_select_inputs_and_loss_parts():
     assert SiMGR.inputs({"sga": False}) == frozenset({"features"})
-    assert SiMGR.inputs({"sga": True}) == frozenset({"features", "graph"})
+    assert SiMGR.inputs({"sga": True}) == frozenset({"features", "thresholds", "pseudo"})
+    assert SiMGR.inputs({"sga": True, "pst": False, "apfi": False}) == frozenset({"features", "delta"})
+    assert SiMGR.inputs({"sga": True, "pst": True, "apfi": False}) == frozenset({"features", "thresholds"})
+    assert SiMGR.inputs({"sga": True, "pst": False, "apfi": True}) == frozenset({"features", "delta", "pseudo"})
     users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 7, 8])
     base = build(sga=False, pst=False, apfi=False)
     assert base.sga is None
     assert set(base.loss(users, pos, neg)) == {"bpr", "cl", "reg"}
     assert set(build().loss(users, pos, neg)) == {"bpr", "sign", "cl", "reg"}
     assert set(build(beta_cl=0.0, reg=0.0, lambda_s=0.0).loss(users, pos, neg)) == {"bpr"}
-    no_edges = replace(planted_data(), edges=None, thresholds=None)
+    no_edges = replace(planted_data(), pseudo=None, thresholds=None)
     build(no_edges, sga=False, pst=False, apfi=False)  # Base never reads the graph
 
 
@@ -264,8 +275,10 @@ def test_sign_batches_cycle_through_an_epoch_permutation():
 # ------------------------------------------------------------------ errors and warnings
 def test_configuration_errors_are_user_errors():
     data = planted_data()
-    with pytest.raises(UserError, match="signed graph"):
-        build(replace(data, edges=None), sga=True)
+    with pytest.raises(UserError, match="pseudo edges"):
+        build(replace(data, pseudo=None), sga=True)
+    with pytest.raises(UserError, match="thresholds"):
+        build(replace(data, thresholds=None), sga=True)
     with pytest.raises(UserError, match="global_delta"):
         build(pst=False, global_delta=None)
     with pytest.raises(UserError, match="need sga: true"):
@@ -293,9 +306,8 @@ def test_warns_when_the_graph_lacks_what_the_variant_asks_for():
     try:
         no_pst_graph = replace(data, thresholds=np.full(data.n_users, 3.0, np.float32))
         build(no_pst_graph, pst=True)
-        e = data.edges
-        obs = ~e.pseudo
-        no_apfi_graph = replace(data, edges=SignedEdges(e.user[obs], e.item[obs], e.sign[obs], e.pseudo[obs], e.weight[obs]))
+        none = np.zeros(0, np.int64)
+        no_apfi_graph = replace(data, pseudo=SignedEdges(none, none, none.astype(np.int8), none.astype(bool), none.astype(np.float32)))
         build(no_apfi_graph, apfi=True)
         build(data)  # the planted graph has PST thresholds and pseudo edges: no warning
     finally:

@@ -12,7 +12,7 @@ from pipeline.models.registry import build_model
 from pipeline.training.trainer import TrainSettings, fit
 from planted import planted_data
 
-SETTINGS = TrainSettings(epochs=6, patience=20, lr=0.01, batch_size=256, emb_dim=16, eval_batch_size=512, device="cpu")
+SETTINGS = TrainSettings(max_validations=6, valid_every_steps=1, patience=20, lr=0.01, batch_size=256, emb_dim=16, eval_batch_size=512, device="cpu")
 
 
 def _build(name="lightgcn", fail_at_epoch=None):
@@ -43,7 +43,7 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         fit(_build(fail_at_epoch=4), planted_data(), SETTINGS, seed=1, out_dir=tmp_path / "resumed")
     ckpt = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
-    assert ckpt["epoch"] == 3
+    assert ckpt["run"]["epoch"] == 3
     resumed = fit(_build(), planted_data(), SETTINGS, seed=1, out_dir=tmp_path / "resumed", resume=True)
     assert resumed.history == straight.history
     assert torch.equal(resumed.user_emb, straight.user_emb) and torch.equal(resumed.item_emb, straight.item_emb)
@@ -57,7 +57,7 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path):
 
 
 def test_resume_with_other_settings_is_refused(tmp_path):
-    fit(_build("mf"), planted_data(), TrainSettings(**{**SETTINGS.__dict__, "epochs": 1}), seed=1, out_dir=tmp_path)
+    fit(_build("mf"), planted_data(), TrainSettings(**{**SETTINGS.__dict__, "max_validations": 1}), seed=1, out_dir=tmp_path)
     other = TrainSettings(**{**SETTINGS.__dict__, "lr": 0.02})
     with pytest.raises(UserError, match="checkpoint was written with other settings"):
         fit(_build("mf"), planted_data(), other, seed=1, out_dir=tmp_path, resume=True)
@@ -65,7 +65,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 
 def test_early_stopping_after_patience_epochs_without_improvement(tmp_path):
     # lr 1e-12 leaves the float32 weights unchanged: epoch 1 stays best, epochs 2-4 do not improve
-    settings = TrainSettings(**{**SETTINGS.__dict__, "lr": 1e-12, "patience": 2, "epochs": 50})
+    settings = TrainSettings(**{**SETTINGS.__dict__, "lr": 1e-12, "patience": 2, "max_validations": 50})
     res = fit(_build("mf"), planted_data(), settings, seed=1, out_dir=tmp_path)
     h = json.loads((tmp_path / "history.json").read_text())
     assert (h["best_epoch"], h["epochs"], h["stopped_early"]) == (1, 4, True)
@@ -90,7 +90,7 @@ def test_best_epoch_weights_are_exported(tmp_path):
 
 def test_dvclive_logs_and_timing_and_a_rerun_into_the_same_log_dir(tmp_path):
     logs = tmp_path / "logs"
-    settings = TrainSettings(**{**SETTINGS.__dict__, "epochs": 2})
+    settings = TrainSettings(**{**SETTINGS.__dict__, "max_validations": 2})
     for _ in range(2):  # a second run into an existing log dir starts clean
         fit(_build("mf"), planted_data(), settings, seed=1, out_dir=tmp_path / "out", log_dir=logs)
     rows = (logs / "plots" / "metrics" / "valid" / "recall@20.tsv").read_text().strip().splitlines()
@@ -117,3 +117,32 @@ def test_settings_from_params():
         TrainSettings.from_params({"train": {"lr": 0.1, "lrr": 1}})
     assert TrainSettings(valid_metric="ndcg@5").ks == (5, 10, 20, 50)
     assert np.isclose(s.lr, 1e-3)
+
+
+def test_validation_cadence_is_counted_in_optimiser_steps():
+    from pipeline.training.stopping import steps_per_epoch, validation_interval
+
+    # Baby: 128,634 training pairs / 2,048 = 63 steps: every epoch, as in the paper
+    assert (steps_per_epoch(128_634, 2048), validation_interval(128_634, 2048, 50)) == (63, 1)
+    # MovieLens: 79,790 pairs = 39 steps: every 2 epochs; Magazine: 1,430 pairs = 1 step: every 50 epochs
+    assert validation_interval(79_790, 2048, 50) == 2 and validation_interval(1_430, 2048, 50) == 50
+    assert validation_interval(10, 2048, 1) == 1
+
+
+def test_patience_and_budget_count_validations(tmp_path):
+    data = planted_data()
+    steps = -(-len(data.train) // SETTINGS.batch_size)
+    every = -(-3 * steps // steps)  # valid_every_steps = 3 epochs' worth of steps -> every 3 epochs
+    settings = TrainSettings(**{**SETTINGS.__dict__, "valid_every_steps": 3 * steps, "lr": 1e-12, "patience": 1, "max_validations": 50})
+    res = fit(_build("mf"), data, settings, seed=1, out_dir=tmp_path / "a")
+    h = res.history
+    # validations at epochs 3, 6, 9; the first is best, two more without improvement > patience 1
+    assert [row["epoch"] for row in h["curve"]] == [3, 6, 9] and every == 3
+    assert (h["best_epoch"], h["epochs"], h["validations"], h["valid_every"], h["stop_reason"]) == (3, 9, 3, 3, "early_stopping")
+    budget = TrainSettings(**{**settings.__dict__, "patience": 20, "max_validations": 2})
+    h = fit(_build("mf"), data, budget, seed=1, out_dir=tmp_path / "b").history
+    assert (h["epochs"], h["validations"], h["stop_reason"], h["stopped_early"]) == (6, 2, "budget", False)
+    # resumed with a larger budget, the run trains on from epoch 6
+    more = TrainSettings(**{**budget.__dict__, "max_validations": 3})
+    h = fit(_build("mf"), data, more, seed=1, out_dir=tmp_path / "b", resume=True).history
+    assert (h["epochs"], h["validations"], h["stop_reason"]) == (9, 3, "budget")

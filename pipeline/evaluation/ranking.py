@@ -87,7 +87,7 @@ class EvalSets:
     """The interactions evaluation needs: (user, item) pairs of the train, valid and test splits.
 
     ``train``/``valid``/``test`` are ``(user, item)`` array pairs or objects with ``.user`` and
-    ``.item`` (such as :class:`pipeline.training.data.Interactions`).
+    ``.item`` (such as :class:`pipeline.data.Interactions`).
     """
 
     n_users: int
@@ -111,7 +111,7 @@ class EvalSets:
 
     @staticmethod
     def from_data(data: Any) -> "EvalSets":
-        """From a :class:`pipeline.training.data.TrainData` (or anything with the same fields)."""
+        """From a :class:`pipeline.data.TrainData` (or anything with the same fields)."""
         return EvalSets(data.n_users, data.n_items, data.train, data.valid, data.test)
 
     def csr(self, split: str) -> _CSR:

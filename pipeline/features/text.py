@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.log import get_logger, progress
+from pipeline.log import _progress_enabled, get_logger, progress
 
 log = get_logger(__name__)
 
@@ -64,6 +64,11 @@ def load_encoder(name: str | os.PathLike = DEFAULT_MODEL, device: str = "cpu") -
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
+
+    if not _progress_enabled():  # the weight-loading bars of transformers, quiet like ours in logs and CI
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
 
     try:
         model = SentenceTransformer(str(path), device=device, local_files_only=True)

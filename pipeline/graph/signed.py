@@ -3,21 +3,21 @@
 :func:`build_signed_graph` turns the *training* interactions (rows with split == "train" only;
 validation and test never reach the graph) into the tables of ``data/<ds>/graph``:
 
-* ``edges``: one row per (user, item): observed edges (sign from the user's threshold, weight =
-  rating) and, with APFI, pseudo edges (+1 to tail items, -1 to popular items, weight = S^f).
-  Pseudo edges only go to items the user has not interacted with in training, so they never
-  duplicate an observed edge; tail and popular items are disjoint, so the two kinds never meet.
-* ``thresholds``: mu, sigma (population) and delta for every user with training interactions
-  (with PST off, delta is the global ``pst.delta`` and mu / sigma are still reported).
+* ``thresholds`` (PST): mu, sigma (population) and delta for every user with training
+  interactions (with PST off, delta is the global ``pst.delta`` and mu / sigma are still reported);
+* ``pseudo_edges`` (APFI): +1 to tail items, -1 to popular items, weight = S^f. Pseudo edges only
+  go to items the user has not interacted with in training, so they never duplicate an observed
+  edge; tail and popular items are disjoint, so the two kinds never meet. APFI uses all training
+  items of a user, not only the positive ones, so pseudo edges do not depend on the thresholds;
+* ``edges``: the whole signed graph in one table (observed edges signed by the thresholds, weight
+  = rating, plus the pseudo edges), for reading and export;
 * a metrics dict (``graph.json``): counts of each edge kind, users without a positive / negative
   edge (such users are kept, only counted), mean delta, users needing the exact APFI fall-back.
 
-:func:`select_edges` is the ablation view the trainer applies to the stored graph: global-delta
-signs for observed edges when PST is off, pseudo edges dropped when APFI is off. APFI uses all
-training items of a user, not only the positive ones, so pseudo edges do not depend on the
-thresholds and the view is exact. The view cannot add what the stage did not build: with
-``pst.enabled: false`` the stored signs are global ones, with ``apfi.enabled: false`` there are
-no pseudo edges (``graph.json`` records the settings).
+Models read the two parts they use (``thresholds`` and/or ``pseudo_edges``, so a PST change
+retrains only the models that read PST) and compose their signed edges with :func:`model_edges`:
+observed edges signed by the PST thresholds, or by the global delta when a model runs without
+PST; pseudo edges added when it runs with APFI.
 
 Edge cases: see :mod:`pipeline.graph.pst` (all-equal ratings, nu = 0 / 1) and
 :mod:`pipeline.graph.apfi` (items never seen in training may receive pseudo edges).
@@ -73,6 +73,7 @@ class GraphSettings:
 class SignedGraph:
     edges: pl.DataFrame  # schema "edges"
     thresholds: pl.DataFrame  # schema "thresholds"
+    pseudo: pl.DataFrame  # schema "pseudo_edges"
     metrics: dict[str, Any]
     fingerprint: pl.DataFrame  # schema "fingerprint": observed signs (exact) and pseudo sets with their margins
 
@@ -178,8 +179,9 @@ def build_signed_graph(
         }
     ).sort("user", "item")
 
+    pseudo = edges.filter(pl.col("origin") == "pseudo").select("user", "item", "sign", "weight")
     metrics = _metrics(edges, thresholds, settings, pos, neg, n_items, n_tail, item, tail, valid)
-    return SignedGraph(edges, thresholds, metrics, _fingerprint(present, user, item, sign, rating, pos, neg))
+    return SignedGraph(edges, thresholds, pseudo, metrics, _fingerprint(present, user, item, sign, rating, pos, neg))
 
 
 def _fingerprint(users: np.ndarray, user: np.ndarray, item: np.ndarray, sign: np.ndarray, rating: np.ndarray,
@@ -238,26 +240,34 @@ def _metrics(
     return out
 
 
-def select_edges(
+def model_edges(
     user: np.ndarray,
     item: np.ndarray,
-    sign: np.ndarray,
-    pseudo: np.ndarray,
-    weight: np.ndarray,
+    rating: np.ndarray,
     *,
-    use_pst: bool,
-    use_apfi: bool,
+    thresholds: np.ndarray | None,
     delta: float,
+    pseudo: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The ablation view of a stored signed graph (arrays as in ``SignedEdges``).
+    """A model's signed edges (user, item, sign, pseudo flag, weight) from the training ratings.
 
-    ``use_pst=False``: observed edges get the global sign (weight = rating) - delta > 0 (§4.1);
-    ``use_apfi=False``: pseudo edges are dropped. Returns new (user, item, sign, pseudo, weight).
+    Observed edges are signed by the per-user ``thresholds`` (PST, eq. 14) when given, else by the
+    global ``delta`` (SGA without PST, §4.1): rating > threshold is positive. ``pseudo``
+    ``(user, item, sign, weight)`` edges (APFI) are appended when given.
     """
-    pseudo = np.asarray(pseudo, dtype=bool)
-    sign = np.asarray(sign, dtype=np.int8).copy()
-    weight = np.asarray(weight, dtype=np.float32)
-    if not use_pst:
-        sign[~pseudo] = edge_signs(weight[~pseudo], np.float32(delta))
-    keep = np.ones(len(pseudo), bool) if use_apfi else ~pseudo
-    return np.asarray(user)[keep], np.asarray(item)[keep], sign[keep], pseudo[keep], weight[keep]
+    user = np.asarray(user, np.int64)
+    item = np.asarray(item, np.int64)
+    rating = np.asarray(rating, np.float32)
+    threshold = np.asarray(thresholds, np.float32)[user] if thresholds is not None else np.float32(delta)
+    sign = edge_signs(rating, threshold)
+    flag = np.zeros(len(user), bool)
+    if pseudo is None:
+        return user, item, sign, flag, rating
+    p_user, p_item, p_sign, p_weight = pseudo
+    return (
+        np.concatenate([user, np.asarray(p_user, np.int64)]),
+        np.concatenate([item, np.asarray(p_item, np.int64)]),
+        np.concatenate([sign, np.asarray(p_sign, np.int8)]),
+        np.concatenate([flag, np.ones(len(p_user), bool)]),
+        np.concatenate([rating, np.asarray(p_weight, np.float32)]),
+    )

@@ -24,7 +24,6 @@ import polars as pl
 from pipeline.errors import UserError
 from pipeline.ingest.csvfile import read_delimited, read_header
 from pipeline.ingest.records import BadLines
-from pipeline.ingest.split import SPLIT_NAMES
 
 SELECT = {"user": "userID", "item": "itemID", "rating": "rating", "timestamp": "timestamp", "x_label": "x_label"}
 KINDS = {"user": "int", "item": "int", "rating": "float", "timestamp": "int", "x_label": "int"}
@@ -66,11 +65,6 @@ def _check_contiguous(path: Path, ids: pl.Series, name: str) -> None:
         raise UserError(
             f"{path}: column '{name}' must hold contiguous 0-based ids (MMRec's format); found {n} distinct ids in {lo}..{hi}"
         )
-
-
-def split_labels(x_label: pl.Series) -> pl.Series:
-    """x_label 0/1/2 -> "train"/"valid"/"test"."""
-    return pl.Series("split", np.asarray(SPLIT_NAMES, dtype=object)[x_label.to_numpy()], dtype=pl.String)
 
 
 def read_id_map(inter_path: Path, file_name: str, id_column: str, n: int) -> pl.Series:

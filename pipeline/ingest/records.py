@@ -39,10 +39,6 @@ RAW_SCHEMA: dict[str, pl.DataType] = {
 ON_ERROR = ("raise", "skip")
 
 
-def empty_raw() -> pl.DataFrame:
-    return pl.DataFrame(schema=RAW_SCHEMA)
-
-
 class BadLines:
     """The ``ingest.on_error`` policy: raise at the first bad line, or count it by reason."""
 

@@ -1,6 +1,6 @@
 """The one interface every recommender implements.
 
-A model is built from a :class:`~pipeline.training.data.TrainData`, its own section of
+A model is built from a :class:`~pipeline.data.TrainData`, its own section of
 ``params.yaml`` (``cfg``), the embedding size and a device. The trainer calls :meth:`pre_epoch`
 once per epoch and :meth:`loss` per batch of (user, positive item, sampled negative item)
 triples, and sums the returned parts. Scores are inner products of the final embeddings
@@ -16,13 +16,13 @@ import torch
 from torch import nn
 
 from pipeline.errors import UserError
-from pipeline.training.data import TrainData
+from pipeline.data import TrainData
 
 
 class Recommender(nn.Module, ABC):
     #: short name used in params.yaml and file names
     name: ClassVar[str] = "recommender"
-    #: inputs beyond the interactions: any of {"features", "knn", "graph"}
+    #: inputs beyond the interactions: any of pipeline.data.INPUTS
     needs: ClassVar[frozenset[str]] = frozenset()
     #: one-line paper reference shown in reports
     reference: ClassVar[str] = ""

@@ -2,9 +2,10 @@
 
 Settings are MMRec's (models/freedom.py, configs/model/FREEDOM.yaml; anchors.md §1.7):
 
-* item-item graph from the neighbors stage's kNN lists: the ``knn_k`` most similar items per item,
-  binary weights, row-normalised (MMRec's "symmetric" normalisation uses row sums only, so every
-  edge of a full row gets 1/k); image and text mixed as w * image + (1 - w) * text with
+* item-item graph from the neighbors stage's kNN lists: MMRec's ``topk`` of each row of the dense
+  cosine matrix, whose diagonal (1) is its maximum, so the item itself plus its ``knn_k`` - 1 most
+  similar other items, binary weights, row-normalised (MMRec's "symmetric" normalisation uses row
+  sums only, so every edge gets 1/k); image and text mixed as w * image + (1 - w) * text with
   ``mm_image_weight`` = w when both exist, the single modality's graph otherwise; frozen;
 * degree-sensitive edge pruning before each epoch: keep (1 - ``dropout``) of the training edges,
   sampled without replacement with probability ∝ 1/sqrt(d_u d_i), then re-normalise; the full graph
@@ -12,10 +13,12 @@ Settings are MMRec's (models/freedom.py, configs/model/FREEDOM.yaml; anchors.md 
 * item = LightGCN(UI graph, ``n_ui_layers``, mean over layers) + mm_adj^``n_mm_layers`` · item ID table;
 * loss = BPR(fused) + ``reg`` * sum over modalities of BPR(user, Linear(raw features)), where the
   raw features are trainable (MMRec loads them with ``freeze=False``) and the Linear maps to emb_dim.
+  With ``reg`` = 0 that term is absent, so the raw features are fixed inputs (not parameters, not
+  checkpointed) and there is no Linear: the same model, without 2 x 4096 x n_items idle state.
 
 Differences from MMRec: the kNN lists come from the neighbors stage (same cosine top-k of the raw
 features) instead of a dense n_items^2 similarity inside the model; sampling uses the trainer's
-generator.
+generator; the pruned graph is built on the training device.
 """
 
 from __future__ import annotations
@@ -27,11 +30,11 @@ import torch
 from torch import nn
 
 from pipeline.errors import UserError
-from pipeline.graph.adjacency import normalized_adjacency, propagate
+from pipeline.graph.adjacency import bipartite_adjacency, normalized_adjacency, propagate
 from pipeline.log import get_logger
 from pipeline.models.base import Recommender, xavier_embedding
 from pipeline.models.losses import bpr_loss
-from pipeline.training.data import TrainData
+from pipeline.data import TrainData
 
 log = get_logger(__name__)
 
@@ -39,16 +42,21 @@ MODALITIES = ("image", "text")
 
 
 def knn_graph(item: np.ndarray, neighbor: np.ndarray, score: np.ndarray, n_items: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, cols, values) of the row-normalised binary graph of each item's ``k`` best-scored neighbours."""
+    """(rows, cols, values) of MMRec's row-normalised binary kNN graph: per item with a list, the
+    item itself (the top of its own cosine row) and its ``k`` - 1 best-scored neighbours."""
     item = np.asarray(item, np.int64)
     neighbor = np.asarray(neighbor, np.int64)
     order = np.lexsort((-np.asarray(score, np.float64), item))  # by item, then score descending (stable)
     item, neighbor = item[order], neighbor[order]
     first = np.searchsorted(item, item, side="left")
-    keep = (np.arange(len(item)) - first) < k
-    item, neighbor = item[keep], neighbor[keep]
-    count = np.bincount(item, minlength=n_items)
-    return item, neighbor, (1.0 / count[item]).astype(np.float32)
+    keep = (np.arange(len(item)) - first) < k - 1
+    listed = np.unique(item)
+    rows = np.concatenate([listed, item[keep]])
+    cols = np.concatenate([listed, neighbor[keep]])
+    order = np.lexsort((np.concatenate([np.zeros(len(listed)), np.arange(1, keep.sum() + 1)]), rows))  # self first
+    rows, cols = rows[order], cols[order]
+    count = np.bincount(rows, minlength=n_items)
+    return rows, cols, (1.0 / count[rows]).astype(np.float32)
 
 
 def item_item_graph(
@@ -83,20 +91,23 @@ def item_item_graph(
     return coo.to_sparse_csr().to(device)
 
 
-def degree_sensitive_prune(
-    users: np.ndarray, items: np.ndarray, keep_ratio: float, generator: torch.Generator
-) -> np.ndarray:
-    """Indices (sorted) of round(len * keep_ratio) edges drawn without replacement ∝ 1/sqrt(d_u d_i)."""
+def prune_weights(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """FREEDOM's degree-sensitive sampling weights 1/sqrt(d_u d_i) of each training edge (float64)."""
     users = np.asarray(users, np.int64)
     items = np.asarray(items, np.int64)
     d_u = np.bincount(users)[users].astype(np.float64)
     d_i = np.bincount(items)[items].astype(np.float64)
-    prob = torch.from_numpy(1.0 / np.sqrt(d_u * d_i)).to(generator.device)
-    n_keep = int(len(users) * keep_ratio)
+    return 1.0 / np.sqrt(d_u * d_i)
+
+
+def degree_sensitive_prune(weights: torch.Tensor, keep_ratio: float, generator: torch.Generator) -> torch.Tensor:
+    """Indices (sorted, on the generator's device) of int(len * keep_ratio) edges drawn without
+    replacement ∝ ``weights`` (:func:`prune_weights`)."""
+    n_keep = int(len(weights) * keep_ratio)
     if n_keep <= 0:
-        return np.zeros(0, np.int64)
-    idx = torch.multinomial(prob, n_keep, replacement=False, generator=generator)
-    return np.sort(idx.cpu().numpy())
+        return torch.zeros(0, dtype=torch.int64, device=weights.device)
+    idx = torch.multinomial(weights, n_keep, replacement=False, generator=generator)
+    return torch.sort(idx).values
 
 
 class FREEDOM(Recommender):
@@ -114,26 +125,30 @@ class FREEDOM(Recommender):
             raise UserError(f"params.yaml: models.{self.name}.dropout must be in [0, 1), got {self.dropout}")
         if not data.features:
             raise UserError(f"{data.name}: FREEDOM needs item features (run the features stage)")
-        self.users_np, self.items_np = data.train.user, data.train.item
-        self.full_adj = normalized_adjacency(self.n_users, self.n_items, self.users_np, self.items_np, self.device)
+        self.full_adj = normalized_adjacency(self.n_users, self.n_items, data.train.user, data.train.item, self.device)
+        self.edge_user = torch.from_numpy(data.train.user.astype(np.int64)).to(self.device)
+        self.edge_item = torch.from_numpy(data.train.item.astype(np.int64)).to(self.device)
+        self.edge_weight = torch.from_numpy(prune_weights(data.train.user, data.train.item)).to(self.device)
         self.masked_adj: torch.Tensor | None = None
         self.mm_adj = item_item_graph(
             data.knn, self.n_items, int(self.param("knn_k")), float(self.param("mm_image_weight")), self.device
         )
         self.user_emb = xavier_embedding(self.n_users, emb_dim)
         self.item_emb = xavier_embedding(self.n_items, emb_dim)
-        self.features = nn.ParameterDict({m: nn.Parameter(torch.from_numpy(f.copy())) for m, f in sorted(data.features.items())})
-        self.proj = nn.ModuleDict({m: nn.Linear(f.shape[1], emb_dim) for m, f in sorted(data.features.items())})
+        # the modal BPR term trains the raw features (MMRec: freeze=False) and their Linear maps; without it
+        # (reg = 0) neither exists
+        self.features = nn.ParameterDict(
+            {m: nn.Parameter(torch.from_numpy(f.copy())) for m, f in sorted(data.features.items())} if self.reg > 0 else {}
+        )
+        self.proj = nn.ModuleDict({m: nn.Linear(f.shape[1], emb_dim) for m, f in sorted(data.features.items())} if self.reg > 0 else {})
 
     def pre_epoch(self, epoch: int, generator: torch.Generator) -> None:
         """Degree-sensitive edge pruning: this epoch's training graph."""
         if self.dropout <= 0.0:
             self.masked_adj = self.full_adj
             return
-        keep = degree_sensitive_prune(self.users_np, self.items_np, 1.0 - self.dropout, generator)
-        self.masked_adj = normalized_adjacency(
-            self.n_users, self.n_items, self.users_np[keep], self.items_np[keep], self.device
-        )
+        keep = degree_sensitive_prune(self.edge_weight.to(generator.device), 1.0 - self.dropout, generator).to(self.device)
+        self.masked_adj = bipartite_adjacency(self.n_users, self.n_items, self.edge_user[keep], self.edge_item[keep])
 
     def _forward(self, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = propagate(self.mm_adj, self.item_emb.weight, self.n_mm_layers, mean=False)

@@ -35,7 +35,7 @@ from pipeline.errors import UserError
 from pipeline.graph.adjacency import normalized_adjacency, propagate, spmm
 from pipeline.models.base import Recommender, xavier_embedding
 from pipeline.models.losses import bpr_loss
-from pipeline.training.data import TrainData
+from pipeline.data import TrainData
 
 
 def hypergraph_pass(

@@ -16,7 +16,7 @@ from torch import nn
 from pipeline.graph.adjacency import normalized_adjacency, propagate, propagate_with_ego
 from pipeline.models.base import Recommender, xavier_embedding
 from pipeline.models.losses import bpr_loss, l2_reg
-from pipeline.training.data import TrainData
+from pipeline.data import TrainData
 
 
 class LightGCN(Recommender):

@@ -11,7 +11,7 @@ import torch
 
 from pipeline.models.base import Recommender, xavier_embedding
 from pipeline.models.losses import bpr_loss, l2_reg
-from pipeline.training.data import TrainData
+from pipeline.data import TrainData
 
 
 class MF(Recommender):

@@ -8,10 +8,17 @@ one modality the fusion is the identity. Raw feature rows are L2-normalised once
 preprocessing) so that a 4096-d CNN vector and a unit-norm sentence vector enter the projection on
 the same scale.
 
-The projection of every item's raw vector on every batch is the largest single cost of a SiMGR
-step at paper scale (7,050 x 4096 x 64, forward and backward: about 46 ms of a batch on 2 CPU
-cores). ``precision=torch.bfloat16`` stores the fixed features and runs that product in bfloat16
-(float32 accumulation, result cast back), about 3.5x faster on CPU; float32 is the default.
+Computation: everything before the row normalisation is linear in W_m, so
+
+    E^{m,P} = A^P [R_mean H; H] W_m = G_m W_m,   G_m = A^P [R_mean H; H]   (H: the raw item features)
+
+and G_m, which depends on the fixed features and graph only, is propagated once when the model
+is built ([M+N, d_m], no gradient). A training step then needs G_m at the batch's rows times W_m
+(one dense product, and its transpose for W_m's gradient) instead of projecting every item and
+propagating the 64-d result P times forward and backward: the same model, computed in another
+order (floats agree to rounding), without any sparse product in the modality branch.
+``precision=torch.bfloat16`` stores G_m and runs its product in bfloat16 (float32 accumulation,
+result cast back); float32 is the default.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.graph.adjacency import propagate, spmm
+from pipeline.graph.adjacency import spmm
 
 
 def user_mean_matrix(
@@ -51,6 +58,19 @@ def normalize_rows(mat: np.ndarray) -> np.ndarray:
     return np.divide(mat, norm, out=np.zeros_like(mat), where=norm > 0)
 
 
+def propagated_features(
+    features: np.ndarray, user_mean: torch.Tensor, adj: torch.Tensor, n_layers: int, device: torch.device | str
+) -> torch.Tensor:
+    """G = A^P [R_mean H; H] for raw item features H [N, d_m] (float32, on ``device``, no gradient):
+    user rows are the mean of their training items' features (h_hat_u of §3 before the projection)."""
+    with torch.no_grad():
+        items = torch.from_numpy(np.ascontiguousarray(features, np.float32)).to(device)
+        x = torch.cat([spmm(user_mean, items), items], dim=0)
+        for _ in range(n_layers):
+            x = spmm(adj, x, symmetric=True)
+    return x
+
+
 def attention_fuse(stacked: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     """sum_m softmax_m(scores)[n] * stacked[m, n]: stacked [K, n, d], scores [K, n] -> [n, d]."""
     weights = torch.softmax(scores, dim=0)
@@ -74,12 +94,11 @@ class ModalityGraphEmbedding(nn.Module):
         if not features:
             raise ValueError("the modality graph embedding needs at least one feature modality")
         self.modalities = sorted(features)
-        self.user_mean = user_mean
-        self.adj = adj
         self.n_layers = n_layers
-        # fixed raw features: plain attributes (not parameters or buffers, so not in checkpoints);
-        # with precision bfloat16 they are stored, and projected, in bfloat16 (4x faster on CPU)
-        self.features = [torch.from_numpy(normalize_rows(features[m])).to(device, precision) for m in self.modalities]
+        # G_m = A^P [R_mean H; H], fixed: plain attributes (not parameters or buffers, so not in
+        # checkpoints); with precision bfloat16 stored, and projected, in bfloat16
+        self.features = [propagated_features(normalize_rows(features[m]), user_mean, adj, n_layers, device).to(precision)
+                         for m in self.modalities]
         self.proj = nn.ParameterList()
         for m in self.modalities:
             w = nn.Parameter(torch.empty(features[m].shape[1], emb_dim))
@@ -94,14 +113,12 @@ class ModalityGraphEmbedding(nn.Module):
 
     def modality_embedding(self, k: int, rows: torch.Tensor | None = None) -> torch.Tensor:
         """E^{m,P} of the k-th modality (in sorted name order), rows L2-normalised, [M+N, d] (or at ``rows``)."""
-        feats = self.features[k]
-        items = (feats @ self.proj[k].to(feats.dtype)).float()  # h_hat_i = W_m^T h_i
-        users = spmm(self.user_mean, items)  # h_hat_u = mean over N_u (torch's own backward would sort R^T)
-        last = propagate(self.adj, torch.cat([users, items], dim=0), self.n_layers, mean=False, symmetric=True, rows=rows)
+        g = self.features[k] if rows is None else self.features[k][rows]
+        last = (g @ self.proj[k].to(g.dtype)).float()  # E^{m,P} = A^P [R_mean H; H] W_m
         return F.normalize(last, dim=-1)
 
     def forward(self, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """E_hat of all nodes, or of ``rows`` only (the projection and P-1 layers still cover the graph)."""
+        """E_hat of all nodes, or of ``rows`` only."""
         embs = [self.modality_embedding(k, rows) for k in range(len(self.modalities))]
         if self.query is None:
             return embs[0]

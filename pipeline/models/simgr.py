@@ -4,9 +4,11 @@ One class covers the ablations of Figure 3 through its config switches:
 
 * ``sga: false`` -> Base: E* = E_ig + E_hat (LightGCN on IDs + modality graph embedding).
 * ``sga: true``  -> E* = E_ig(new) + E_hat, E_ig(new) from the signed branches over A+ / A-.
-* ``pst: false`` -> the observed edges' signs are re-derived with the global delta
-  (``cfg["global_delta"]``, params ``pst.delta``, added by the train stage).
-* ``apfi: false`` -> pseudo edges are dropped (they enter neither A+ / A- nor the sign loss).
+* ``pst: true``  -> observed edges signed by PST's per-user thresholds (reads ``thresholds.parquet``);
+  ``pst: false`` -> by the global delta (``cfg["global_delta"]``, params ``pst.delta``, added by
+  the train stage).
+* ``apfi: true`` -> APFI's pseudo edges (``pseudo_edges.parquet``) join A+ / A- and the sign loss;
+  ``apfi: false`` -> none.
 
 Loss (eq. 23): BPR on E* over the trainer's (user, pos, neg) triples (pos from all training
 interactions, eq. 1) + lambda_s * sign loss (eq. 4) on a batch of signed edges drawn alongside
@@ -22,14 +24,14 @@ import numpy as np
 import torch
 
 from pipeline.errors import UserError
-from pipeline.graph.adjacency import normalized_adjacency, propagate
-from pipeline.graph.signed import select_edges
+from pipeline.graph.adjacency import normalized_adjacency, propagate, unique_rows
+from pipeline.graph.signed import model_edges
 from pipeline.log import get_logger
 from pipeline.models.base import Recommender, xavier_embedding
 from pipeline.models.losses import bpr_loss, info_nce, l2_reg, sign_loss
 from pipeline.models.modality import ModalityGraphEmbedding, user_mean_matrix
 from pipeline.models.sga import SignedGraphAugmentation
-from pipeline.training.data import SignedEdges, TrainData
+from pipeline.data import SignedEdges, TrainData
 
 log = get_logger(__name__)
 
@@ -46,12 +48,16 @@ def binary_adjacency(
 
 class SiMGR(Recommender):
     name = "simgr"
-    needs = frozenset({"features", "graph"})
+    needs = frozenset({"features", "thresholds", "pseudo"})
     reference = "SiMGR: sign-aware multimodal graph recommendation (Base eq. 2-3, SGA eq. 5-11, loss eq. 23)"
 
     @classmethod
     def inputs(cls, cfg: dict[str, Any]) -> frozenset[str]:
-        return frozenset({"features", "graph"}) if bool(cfg.get("sga", True)) else frozenset({"features"})
+        """features always; PST's thresholds, the global delta and APFI's pseudo edges only for the
+        variants that use them."""
+        sga, pst, apfi = bool(cfg.get("sga", True)), bool(cfg.get("pst", True)), bool(cfg.get("apfi", True))
+        return frozenset({"features"} | ({"thresholds"} if sga and pst else set()) | ({"delta"} if sga and not pst else set())
+                         | ({"pseudo"} if sga and apfi else set()))
 
     def __init__(self, data: TrainData, cfg: dict[str, Any], emb_dim: int, device: torch.device):
         super().__init__(data, cfg, emb_dim, device)
@@ -116,21 +122,27 @@ class SiMGR(Recommender):
         )  # fmt: skip
 
     def _signed_edges(self, data: TrainData) -> SignedEdges:
-        """The signed edges this variant uses: PST / global-delta signs, with or without pseudo edges."""
-        if data.edges is None:
-            raise UserError(f"{data.name}: SiMGR with sga: true needs the signed graph (run the graph stage)")
+        """The signed edges this variant uses: PST or global-delta signs, with or without pseudo edges."""
         delta = self.cfg.get("global_delta")
         if not self.use_pst and delta is None:
             raise UserError("SiMGR with pst: false needs cfg 'global_delta' (params pst.delta; the train stage sets it)")
-        e = data.edges
-        if self.use_pst and delta is not None and data.thresholds is not None:
+        if self.use_pst and data.thresholds is None:
+            raise UserError(f"{data.name}: SiMGR with pst: true needs PST's thresholds (run the graph stage)")
+        if self.use_apfi and data.pseudo is None:
+            raise UserError(f"{data.name}: SiMGR with apfi: true needs APFI's pseudo edges (run the graph stage)")
+        if self.use_pst and delta is not None:
             known = data.thresholds[np.isfinite(data.thresholds)]
             if len(known) and np.all(known == np.float32(delta)):
                 log.warning("the graph was built without PST (every threshold = %s) but this variant asks for pst: true", delta)
-        if self.use_apfi and not e.pseudo.any():
+        if self.use_apfi and not len(data.pseudo.user):
             log.warning("the graph has no pseudo edges (built with apfi disabled?) but this variant asks for apfi: true")
-        delta = float(delta) if delta is not None else float("nan")  # only read when pst is false
-        view = select_edges(e.user, e.item, e.sign, e.pseudo, e.weight, use_pst=self.use_pst, use_apfi=self.use_apfi, delta=delta)
+        p = data.pseudo
+        view = model_edges(
+            data.train.user, data.train.item, data.train.rating,
+            thresholds=data.thresholds if self.use_pst else None,
+            delta=float(delta) if delta is not None else float("nan"),
+            pseudo=(p.user, p.item, p.sign, p.weight) if self.use_apfi else None,
+        )
         return SignedEdges(*view)
 
     # ---------------------------------------------------------------- forward
@@ -179,9 +191,9 @@ class SiMGR(Recommender):
             su, si, ss = self._sign_batch(len(users))
             want.update(su=su, si=m + si)
         if self.beta_cl > 0:
-            want.update(uu=torch.unique(users), ii=m + torch.unique(pos))
+            want.update(uu=unique_rows(users, m)[0], ii=m + unique_rows(pos, self.n_items)[0])
         # the final embeddings at the batch's distinct nodes only; at[name] = positions of want[name]
-        rows, inverse = torch.unique(torch.cat(list(want.values())), return_inverse=True)
+        rows, inverse = unique_rows(torch.cat(list(want.values())), m + self.n_items)
         at = dict(zip(want, torch.split(inverse, [len(v) for v in want.values()])))
         e_id, e_star = self.forward_all(rows)
         parts = {"bpr": bpr_loss(e_star[at["u"]], e_star[at["p"]], e_star[at["n"]])}  # eq. 1

@@ -1,8 +1,9 @@
-"""The neighbors stage's work: kNN lists per modality, item groups and APFI candidate lists,
-with their recall against exact float64 brute force on a seeded sample of items.
+"""Neighbour searches with their recall against exact float64 brute force on a seeded sample:
+the neighbors stage's kNN lists per modality (:func:`build_knn`), and APFI's item groups and
+candidate lists (:func:`build_candidates`, run by the graph stage, since they depend on xi).
 
-Returns tables (polars frames in the ``knn`` / ``candidates`` / ``item_groups`` schemas), a
-report for ``neighbors.json`` (reproducible: no timings) and the timings separately.
+Each returns tables (polars frames in the ``knn`` / ``candidates`` / ``item_groups`` schemas), a
+report (reproducible: no timings), the committed fingerprint rows and the timings separately.
 """
 
 from __future__ import annotations
@@ -47,38 +48,24 @@ def _frame(lists: NeighborLists) -> pl.DataFrame:
     )
 
 
-def build_neighbors(
+def build_knn(
     vectors: Mapping[str, np.ndarray],
-    train_items: np.ndarray,
     *,
     k: int = 10,
-    n_candidates: int = 60,
-    xi: float = 0.1,
     device: str = "cpu",
     block_size: int = 2048,
     recall_sample: int = 256,
     seed: int = 0,
 ) -> NeighborsResult:
-    """All lists of one dataset. ``vectors``: modality -> ``[n_items, d]``; ``train_items``: the
-    item id of every training interaction (for eq. 15's degrees)."""
+    """The neighbors stage's work: each modality's item kNN lists (``vectors``: modality ->
+    ``[n_items, d]``), with their recall against exact float64 search on a seeded sample."""
     res = NeighborsResult()
-    normed, valid = normalized_modalities(vectors)
-    n_items = len(valid)
-    modalities = sorted(vectors)
+    normed, _ = normalized_modalities(vectors)
+    n_items = len(next(iter(normed.values())))
     rows = exact.sample_rows(np.arange(n_items), recall_sample, seed)
     prints = []
-    res.report = {
-        "n_items": n_items,
-        "modalities": modalities,
-        "fused_similarity": " * ".join(f"cos_{m}" for m in modalities),
-        "device": device,
-        "k": k,
-        "candidates": n_candidates,
-        "recall_sample": len(rows),
-        "knn": {},
-    }
-
-    for m in modalities:
+    res.report = {"n_items": n_items, "modalities": sorted(vectors), "device": device, "k": k, "recall_sample": len(rows), "knn": {}}
+    for m in sorted(vectors):
         t0 = time.perf_counter()
         lists, info = knn_lists(vectors[m], k, device=device, block_size=block_size, name=f"{m}.npy")
         res.seconds[f"knn_{m}"] = time.perf_counter() - t0
@@ -87,12 +74,30 @@ def build_neighbors(
         nonzero = np.linalg.norm(normed[m], axis=1) > 0
         ref_rows = rows[nonzero[rows]]
         ref = exact.exact_lists(exact.exact_scores({m: normed[m]}, ref_rows), ref_rows, nonzero, k)
-        res.report["knn"][m] = {
-            **info,
-            "rows": len(lists.item),
-            "recall_vs_exact": round(exact.recall(lists, ref_rows, ref), 6),
-        }
+        res.report["knn"][m] = {**info, "rows": len(lists.item), "recall_vs_exact": round(exact.recall(lists, ref_rows, ref), 6)}
+    res.fingerprint = pl.concat(prints)
+    return res
 
+
+def build_candidates(
+    vectors: Mapping[str, np.ndarray],
+    train_items: np.ndarray,
+    *,
+    n_candidates: int = 60,
+    xi: float = 0.1,
+    device: str = "cpu",
+    block_size: int = 2048,
+    recall_sample: int = 256,
+    seed: int = 0,
+) -> NeighborsResult:
+    """APFI's candidate lists (part of the graph stage): the tail / popular split (eq. 15) by the
+    training degree of ``train_items`` and, for every item, its most similar tail and least
+    similar popular items by the fused similarity (eq. 16), with their recall against exact
+    float64 search on a seeded sample."""
+    res = NeighborsResult()
+    normed, valid = normalized_modalities(vectors)
+    n_items = len(valid)
+    rows = exact.sample_rows(np.arange(n_items), recall_sample, seed)
     t0 = time.perf_counter()
     degree = training_degree(train_items, n_items)
     tail = tail_mask(degree, xi)  # eq. 15
@@ -110,34 +115,26 @@ def build_neighbors(
     res.seconds["candidates"] = time.perf_counter() - t0
     res.tables["tail_candidates"] = ("candidates", _frame(cands.tail))
     res.tables["popular_candidates"] = ("candidates", _frame(cands.popular))
-    prints += [_fingerprint(cands.tail, "tail_candidates"), _fingerprint(cands.popular, "popular_candidates")]
     group_keys = (np.arange(n_items, dtype=np.int64) << 33) | (degree.astype(np.int64) << 1) | tail.astype(np.int64)
-    prints.append(fingerprint.exact_part("item_groups", group_keys))
-    res.fingerprint = pl.concat(prints)
+    res.fingerprint = pl.concat([_fingerprint(cands.tail, "tail_candidates"), _fingerprint(cands.popular, "popular_candidates"),
+                                 fingerprint.exact_part("item_groups", group_keys)])
 
-    t0 = time.perf_counter()
     ref_rows = rows[valid[rows]]
     scores = exact.exact_scores(normed, ref_rows)
     ref_tail = exact.exact_lists(scores, ref_rows, valid & tail, n_candidates, largest=True)
     ref_pop = exact.exact_lists(scores, ref_rows, valid & ~tail, n_candidates, largest=False)
-    res.seconds["recall_check"] = time.perf_counter() - t0
-    res.report.update(
-        {
-            "xi": xi,
-            "n_tail": int(tail.sum()),
-            "n_popular": int(n_items - tail.sum()),
-            "tail_max_degree": int(degree[tail].max()) if tail.any() else None,
-            "popular_min_degree": int(degree[~tail].min()) if (~tail).any() else None,
-            "items_without_training_interactions": int((degree == 0).sum()),
-            "candidate_items_left_out_zero_vector": cands.items_left_out,
-            "tail_candidates": {
-                "rows": len(cands.tail.item),
-                "recall_vs_exact": round(exact.recall(cands.tail, ref_rows, ref_tail), 6),
-            },
-            "popular_candidates": {
-                "rows": len(cands.popular.item),
-                "recall_vs_exact": round(exact.recall(cands.popular, ref_rows, ref_pop), 6),
-            },
-        }
-    )
+    res.report = {
+        "fused_similarity": " * ".join(f"cos_{m}" for m in sorted(vectors)),
+        "candidates": n_candidates,
+        "recall_sample": len(ref_rows),
+        "xi": xi,
+        "n_tail": int(tail.sum()),
+        "n_popular": int(n_items - tail.sum()),
+        "tail_max_degree": int(degree[tail].max()) if tail.any() else None,
+        "popular_min_degree": int(degree[~tail].min()) if (~tail).any() else None,
+        "items_without_training_interactions": int((degree == 0).sum()),
+        "candidate_items_left_out_zero_vector": cands.items_left_out,
+        "tail_candidates": {"rows": len(cands.tail.item), "recall_vs_exact": round(exact.recall(cands.tail, ref_rows, ref_tail), 6)},
+        "popular_candidates": {"rows": len(cands.popular.item), "recall_vs_exact": round(exact.recall(cands.popular, ref_rows, ref_pop), 6)},
+    }
     return res

@@ -48,3 +48,12 @@ def fused_block(rows: Sequence[torch.Tensor], cols: Sequence[torch.Tensor]) -> t
         s = r @ c.T  # s^m, cosine of normalised vectors
         fused = s if fused is None else fused.mul_(s)  # eq. 16: S^f = S^v ⊙ S^t
     return fused
+
+
+def nonzero_rows(vectors: dict[str, np.ndarray]) -> np.ndarray:
+    """Items with a non-zero vector in every modality (the others have no S^f, eq. 16)."""
+    valid = None
+    for mat in vectors.values():
+        nonzero = np.asarray(mat != 0).any(axis=1)
+        valid = nonzero if valid is None else valid & nonzero
+    return valid

@@ -71,8 +71,8 @@ def build_report(
             significance[m] = (best, compare(user_metrics[proposed], user_metrics[best], m))
 
     n_users = sorted({r["n_test_users"] for rs in runs.values() for r in rs})
-    caps = sorted({r["max_epochs"] for rs in runs.values() for r in rs if r.get("max_epochs") is not None})
-    capped = {m: sum(r.get("stop_reason") == "max_epochs" for r in rs) for m, rs in runs.items()}
+    caps = sorted({r["max_validations"] for rs in runs.values() for r in rs if r.get("max_validations") is not None})
+    capped = {m: sum(r.get("stop_reason") not in (None, "early_stopping") for r in rs) for m, rs in runs.items()}
     capped = {m: n for m, n in capped.items() if n}
     lines = [
         f"# Benchmark report: {dataset}",
@@ -83,11 +83,12 @@ def build_report(
         f"- Test users: {', '.join(map(str, n_users))}. Seeds: {', '.join(map(str, seeds))}. "
         "Cells are mean ± sample std (ddof = 1) over seeds of the test metric, rounded to 4 places; "
         "best in **bold**, second best <u>underlined</u> (on the rounded means).",
-        f"- Epoch budget: at most {', '.join(map(str, caps)) or 'n/a'} epochs per run (params `train.epochs`, "
-        "`run.epoch_cap`), early stopping with `train.patience`. "
-        + (f"Runs that reached the budget before early stopping: "
+        f"- Training budget: validation every `train.valid_every_steps` Adam steps (at epoch ends), early stopping "
+        f"after `train.patience` validations without improvement, at most {', '.join(map(str, caps)) or 'n/a'} "
+        "validations per run. "
+        + (f"Runs that stopped on the budget (or a NaN loss) instead of patience: "
            f"{', '.join(f'{display(m)} {n}/{len(runs[m])}' for m, n in capped.items())}."
-           if capped else "Every run stopped early, before the budget."),
+           if capped else "Every run stopped on patience, none on the budget."),
         "",
         "## Table 2: test results",
         "",

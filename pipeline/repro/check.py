@@ -144,7 +144,7 @@ def compare_outputs(repo: Path, committed_lock: dict[str, Any], rebuilt_lock: di
         for path in sorted(before | after):
             rule = contract.rule_for(path)
             if rule.kind == "derived":
-                key = "/".join(path.split("/")[:2])
+                key = f"{path.split('/')[0]}/ of {stage.split('@')[0]}@{contract.dataset_of(path).split('.')[0].split('_')[0]}"
                 derived[key] = derived.get(key, 0) + 1
             elif rule.kind == "represented":
                 same = before.get(path) == after.get(path)
@@ -173,7 +173,7 @@ def compare_outputs(repo: Path, committed_lock: dict[str, Any], rebuilt_lock: di
             rel = f"metrics/{ds}/{run}.json"
             findings.append(compare.compare_metrics(rel, _json(_git_bytes(repo, rel)), json.loads((repo / rel).read_bytes()), band_of[ds]))
     for key, n in sorted(derived.items()):
-        findings.append(Finding(f"{key} ({n} outputs)", "derived", contract.rule_for(key + "/x").how, True))
+        findings.append(Finding(f"{key} ({n} output{'s' if n > 1 else ''})", "derived", contract.rule_for(key.split()[0] + "x").how, True))
     return findings
 
 

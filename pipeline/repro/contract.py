@@ -40,7 +40,7 @@ BAND_FACTOR = 1.0
 #: the band where a dataset has no seed spread to measure (one seed per model)
 BAND_FLOOR = 0.01
 #: fields of the metrics JSON that must be equal (integers and settings)
-METRICS_EXACT = ("protocol", "n_test_users", "n_valid_users", "n_dropped_no_train", "max_epochs")
+METRICS_EXACT = ("protocol", "n_test_users", "n_valid_users", "n_dropped_no_train", "max_validations")
 
 #: JSON fields whose values are decided by float ties (compared through the fingerprints instead)
 TIE_FIELDS = {

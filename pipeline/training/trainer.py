@@ -1,32 +1,32 @@
 """The training loop: the one stateful place of the pipeline.
 
 :func:`fit` trains one model with Adam on BPR triples (one uniformly sampled negative per training
-pair, :mod:`pipeline.training.sampler`), summing the named loss parts the model returns. After
-every epoch it ranks all items for the validation users (:func:`pipeline.evaluation.ranking.evaluate`)
-and keeps the epoch with the best ``valid_metric`` (model selection on validation only). Early
-stopping follows MMRec: training stops once more than ``patience`` epochs in a row have not
-strictly improved the best validation score.
+pair, :mod:`pipeline.training.sampler`), summing the named loss parts the model returns. It
+validates on a cadence counted in optimiser steps (:mod:`pipeline.training.stopping`: every
+epoch on the paper's datasets, every few epochs when an epoch is a handful of steps), ranking all
+items for the validation users (:func:`pipeline.evaluation.ranking.evaluate`), keeps the
+validation with the best ``valid_metric`` (model selection on validation only), and stops once
+more than ``patience`` validations in a row have not improved it, or after ``max_validations``.
 
 Reproducibility: every random draw comes from the run seed (``random``, ``numpy``, torch's global
 generator for initialisation and dropout, and one ``torch.Generator`` on the device for shuffling,
 negatives and :meth:`~pipeline.models.base.Recommender.pre_epoch`); on CPU
 ``torch.use_deterministic_algorithms(True)`` is on while training. A checkpoint written after each
-epoch holds the model, the optimiser, all generator states, the early-stopping state and the
-history, so ``resume=True`` continues an interrupted run to the same final result.
+validation (:mod:`pipeline.training.checkpoint`) lets ``resume=True`` continue an interrupted
+run to the same bytes.
 
 Files written to ``out_dir`` (DVC outputs, byte-identical on a rerun; no timings in them):
-``checkpoint.pt``, ``best.pt`` (state dict of the best epoch), ``embeddings.pt``
-(``{"user": [n_users, d], "item": [n_items, d]}`` float32 CPU of the best epoch) and
-``history.json``. Per-epoch curves (dvclive: loss parts, validation metrics, epoch seconds, peak
-memory) and ``timing.json`` go to ``log_dir``, which is not a DVC output.
+``checkpoint.pt``, ``best.pt`` (state dict of the best validation), ``embeddings.pt``
+(``{"user": [n_users, d], "item": [n_items, d]}`` float32 CPU of the best validation) and
+``history.json`` (why and when it stopped, the validation curve). Curves (dvclive: loss parts,
+validation metrics, epoch seconds, peak memory) and ``timing.json`` go to ``log_dir``, which
+is not a DVC output.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -36,14 +36,18 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from pipeline.data import TrainData
+from pipeline.device import resolve_device
 from pipeline.errors import UserError
 from pipeline.evaluation.metrics import METRICS
 from pipeline.evaluation.ranking import EvalSets, evaluate
 from pipeline.log import get_logger, progress
 from pipeline.models.base import Recommender
 from pipeline.params import write_json
-from pipeline.training.data import TrainData
+from pipeline.training import checkpoint
+from pipeline.training.live import Live
 from pipeline.training.sampler import NegativeSampler, epoch_batches
+from pipeline.training.stopping import EarlyStopping, steps_per_epoch, validation_interval
 
 log = get_logger(__name__)
 
@@ -53,13 +57,17 @@ EMBEDDINGS = "embeddings.pt"
 HISTORY = "history.json"
 TIMING = "timing.json"
 
+#: why a run stopped (history.json ``stop_reason``); "budget" = max_validations reached before patience
+STOP_REASONS = ("early_stopping", "budget", "nan_loss")
+
 
 @dataclass(frozen=True)
 class TrainSettings:
     """The ``train`` section of params.yaml plus the evaluation protocol used for validation."""
 
-    epochs: int = 1000
+    max_validations: int = 1000
     patience: int = 20
+    valid_every_steps: int = 50
     lr: float = 1e-3
     batch_size: int = 2048
     emb_dim: int = 64
@@ -75,7 +83,7 @@ class TrainSettings:
             raise UserError(
                 f"params.yaml: train.valid_metric must look like <metric>@<k> with metric in {list(METRICS)}, got {self.valid_metric!r}"
             )
-        for key in ("epochs", "batch_size", "emb_dim", "eval_batch_size"):
+        for key in ("max_validations", "valid_every_steps", "batch_size", "emb_dim", "eval_batch_size"):
             if int(getattr(self, key)) < 1:
                 raise UserError(f"params.yaml: train.{key} must be a positive integer, got {getattr(self, key)!r}")
         if int(self.patience) < 0:
@@ -105,21 +113,10 @@ class FitResult:
     """What :func:`fit` returns: the model holding the best weights and what was written."""
 
     model: Recommender
-    user_emb: torch.Tensor  # float32 CPU [n_users, d], best epoch
+    user_emb: torch.Tensor  # float32 CPU [n_users, d], best validation
     item_emb: torch.Tensor  # float32 CPU [n_items, d]
     history: dict[str, Any]
     timing: dict[str, float] = field(default_factory=dict)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a UserError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"params.yaml: train.device is '{name}' but no CUDA device is available (use 'auto' or 'cpu')")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise UserError(f"params.yaml: train.device must be auto, cpu or cuda[:n], got {name!r}")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -140,56 +137,6 @@ def deterministic(device: torch.device) -> Iterator[None]:
         torch.use_deterministic_algorithms(before)
 
 
-def _rng_state(gen: torch.Generator) -> dict[str, Any]:
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "generator": gen.get_state(),
-    }
-
-
-def _set_rng_state(state: dict[str, Any], gen: torch.Generator) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    gen.set_state(state["generator"])
-
-
-def _canonical(obj: Any) -> Any:
-    """A copy of ``obj`` whose containers are fresh and whose strings are interned.
-
-    Pickle memoises objects by identity, so the same content can serialise to other bytes: a
-    resumed run's history holds strings read back from the checkpoint (distinct objects) where an
-    uninterrupted run holds one interned literal. Rebuilding the containers and interning every
-    string makes the bytes depend on the content alone (an interrupted and resumed run writes the
-    same ``checkpoint.pt`` as an uninterrupted one).
-    """
-    if isinstance(obj, str):
-        return sys.intern(obj)
-    if isinstance(obj, dict):
-        return {_canonical(k): _canonical(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_canonical(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_canonical(v) for v in obj)
-    return obj
-
-
-def _save(obj: Any, path: Path) -> None:
-    """torch.save through a temporary file, so an interruption never leaves a truncated file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(_canonical(obj), tmp)
-    os.replace(tmp, path)
-
-
-def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
 def _peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -204,37 +151,11 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 
 def _fingerprint(settings: TrainSettings, seed: int, model: Recommender) -> dict[str, Any]:
-    """What must not change between an interrupted run and its resumption (epochs may grow)."""
+    """What must not change between an interrupted run and its resumption (the budget may grow)."""
     s = asdict(settings)
-    s.pop("epochs")
+    s.pop("max_validations")
     s["ks"] = list(s["ks"])
     return {"settings": s, "seed": int(seed), "model": model.name, "cfg": {k: repr(v) for k, v in sorted(model.cfg.items())}}
-
-
-class _Live:
-    """dvclive per-epoch logging into ``log_dir`` (no dvc.yaml, no experiment); a no-op without a dir."""
-
-    def __init__(self, log_dir: Path | None, resume: bool):
-        self.live = None
-        if log_dir is None:
-            return
-        from dvclive import Live
-
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.live = Live(str(log_dir), dvcyaml=False, save_dvc_exp=False, report=None, resume=resume)
-
-    def log(self, epoch: int, metrics: dict[str, float]) -> None:
-        if self.live is None:
-            return
-        self.live.step = epoch
-        for name, value in metrics.items():
-            if value is not None and np.isfinite(value):
-                self.live.log_metric(name, float(value), plot=True)
-        self.live.make_summary()
-
-    def end(self) -> None:
-        if self.live is not None:
-            self.live.end()
 
 
 def train_epoch(
@@ -289,7 +210,7 @@ def fit(
     checkpoint, best model, embeddings and history are written there; with ``resume=True`` and a
     checkpoint in ``out_dir``, training continues from it (same settings and seed required).
     """
-    device = resolve_device(settings.device)
+    device = torch.device(resolve_device(settings.device, "train.device"))
     out = Path(out_dir) if out_dir is not None else None
     logs = Path(log_dir) if log_dir is not None else None
     if out is not None:
@@ -298,6 +219,40 @@ def fit(
         raise UserError(f"{data.name}: no training interactions; nothing to train on")
     with deterministic(device):
         return _fit(build, data, settings, int(seed), device, out, logs, resume)
+
+
+@dataclass
+class _Run:
+    """The mutable state of one run: what a checkpoint stores besides the model and optimiser."""
+
+    stopping: EarlyStopping
+    epoch: int = 0  # last finished epoch
+    curve: list[dict[str, Any]] = field(default_factory=list)  # one row per validation
+    stop_reason: str | None = None
+    losses: list[dict[str, float]] = field(default_factory=list)  # epochs since the last validation
+
+    def state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "stopping": self.stopping.state(), "curve": self.curve, "stop_reason": self.stop_reason}
+
+
+def _mean_loss(losses: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([row[k] for row in losses])) for k in losses[0]} if losses else {}
+
+
+def _resume(ckpt_path: Path | None, out: Path | None, fingerprint: dict, model, opt, gen, patience: int):
+    """(run state, best state) from a checkpoint, or fresh ones when there is none."""
+    if ckpt_path is None or not ckpt_path.exists():
+        return _Run(EarlyStopping(patience)), None
+    ckpt = checkpoint.load(ckpt_path, fingerprint)
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    checkpoint.set_rng_state(ckpt["rng"], gen)
+    run = _Run(EarlyStopping.from_state(patience, ckpt["run"]["stopping"]), ckpt["run"]["epoch"], ckpt["run"]["curve"],
+               ckpt["run"]["stop_reason"])
+    best = torch.load(out / BEST, map_location="cpu", weights_only=True)
+    log.info("resuming %s from %s after epoch %d (best %.4f at epoch %d)", model.name, ckpt_path, run.epoch,
+             run.stopping.best_score, run.stopping.best_epoch)
+    return run, best
 
 
 def _fit(
@@ -320,106 +275,95 @@ def _fit(
     train_users = torch.from_numpy(data.train.user).to(device)
     train_items = torch.from_numpy(data.train.item).to(device)
     fingerprint = _fingerprint(settings, seed, model)
+    every = validation_interval(len(data.train), settings.batch_size, settings.valid_every_steps)
+    steps = steps_per_epoch(len(data.train), settings.batch_size)
+    max_epochs = settings.max_validations * every
 
-    start_epoch, best_epoch, best_score, bad = 1, 0, -np.inf, 0
-    best_state: dict[str, torch.Tensor] | None = None
-    curve: list[dict[str, Any]] = []
-    stop_reason = "max_epochs"
     ckpt_path = out / CHECKPOINT if out is not None else None
-    resumed = False
-    if resume and ckpt_path is not None and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ckpt["fingerprint"] != fingerprint:
-            raise UserError(
-                f"{ckpt_path}: checkpoint was written with other settings, seed or model config; "
-                "rerun without --resume to start over"
-            )
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        _set_rng_state(ckpt["rng"], gen)
-        start_epoch = ckpt["epoch"] + 1
-        best_epoch, best_score, bad = ckpt["best_epoch"], ckpt["best_score"], ckpt["bad_epochs"]
-        curve = ckpt["curve"]
-        stop_reason = ckpt.get("stop_reason", "max_epochs")
-        best_state = torch.load(out / BEST, map_location="cpu", weights_only=True)
-        resumed = True
-        log.info("resuming %s from %s at epoch %d (best %s %.4f at epoch %d)", model.name, ckpt_path, start_epoch,
-                 settings.valid_metric, best_score, best_epoch)
-    elif resume:
-        log.info("no checkpoint in %s: training %s from scratch", out, model.name)
-
-    live = _Live(logs, resume=resumed)
+    if resume:
+        run, best_state = _resume(ckpt_path, out, fingerprint, model, opt, gen, settings.patience)
+        if best_state is None:
+            log.info("no checkpoint in %s: training %s from scratch", out, model.name)
+    else:
+        run, best_state = _Run(EarlyStopping(settings.patience)), None
+    if run.stop_reason == "budget" and run.epoch < max_epochs:
+        run.stop_reason = None  # resumed with a larger budget: train on
+    resumed_from = run.epoch if best_state is not None else None
+    live = Live(logs, resume=resumed_from is not None)
     log.info(
-        "training %s on %s (%s): %d users, %d items, %d training pairs, batch %d, up to %d epochs, device %s",
+        "training %s on %s (%s): %d users, %d items, %d training pairs, batch %d (%d steps per epoch), "
+        "validation every %d epoch(s), patience %d validations, at most %d validations, device %s",
         model.name, data.name, ", ".join(f"{k}={v}" for k, v in model.cfg.items()), data.n_users, data.n_items,
-        len(data.train), settings.batch_size, settings.epochs, device,
+        len(data.train), settings.batch_size, steps, every, settings.patience, settings.max_validations, device,
     )
     epoch_seconds: list[float] = []
     t_start = time.perf_counter()
-    stopped_early = stop_reason == "early_stopping"
-    epoch = start_epoch - 1
-    for epoch in range(start_epoch, settings.epochs + 1):
-        if stopped_early:
-            break
+    while run.stop_reason is None and run.epoch < max_epochs:
         t0 = time.perf_counter()
+        epoch = run.epoch + 1
         loss = train_epoch(model, opt, sampler, train_users, train_items, settings.batch_size, epoch, gen)
+        run.epoch = epoch
         if not all(np.isfinite(v) for v in loss.values()):
-            stop_reason = "nan_loss"
-            log.error("epoch %d: loss is not finite (%s); stopping and keeping the best epoch so far", epoch, loss)
+            log.error("epoch %d: loss is not finite (%s); stopping and keeping the best validation so far", epoch, loss)
             if best_state is None:
                 raise UserError(f"training {model.name}: loss became NaN/inf in epoch {epoch}; lower train.lr or the model's reg")
+            run.stop_reason = "nan_loss"
             break
-
+        run.losses.append(loss)
+        epoch_seconds.append(time.perf_counter() - t0)
+        if epoch % every and epoch < max_epochs:
+            continue
         valid = validate(model, sets, settings)
         score = valid[settings.valid_metric]
-        score = score if np.isfinite(score) else -np.inf
-        if best_state is None or score > best_score:
-            best_epoch, best_score, bad = epoch, score, 0
-            best_state = _cpu_state(model)
+        if run.stopping.update(score, epoch):
+            best_state = checkpoint.cpu_state(model)
             if out is not None:
-                _save(best_state, out / BEST)
-        else:
-            bad += 1
-        if bad > settings.patience:
-            stopped_early, stop_reason = True, "early_stopping"
-        curve.append({"epoch": epoch, "loss": loss, "valid": valid})
-        if out is not None:
-            _save(
-                {
-                    "epoch": epoch, "model": _cpu_state(model), "optimizer": opt.state_dict(), "rng": _rng_state(gen),
-                    "best_epoch": best_epoch, "best_score": best_score, "bad_epochs": bad, "curve": curve,
-                    "stop_reason": stop_reason, "done": stopped_early, "fingerprint": fingerprint,
-                },
-                ckpt_path,
-            )
+                checkpoint.save(best_state, out / BEST)
+        if run.stopping.should_stop:
+            run.stop_reason = "early_stopping"
+        elif epoch >= max_epochs:
+            run.stop_reason = "budget"
+        loss = _mean_loss(run.losses)
+        run.losses = []
+        run.curve.append({"epoch": epoch, "step": epoch * steps, "loss": loss, "valid": valid})
+        if ckpt_path is not None:
+            checkpoint.save({"model": checkpoint.cpu_state(model), "optimizer": opt.state_dict(), "rng": checkpoint.rng_state(gen),
+                             "run": run.state(), "fingerprint": fingerprint}, ckpt_path)
         seconds = time.perf_counter() - t0
-        epoch_seconds.append(seconds)
-        peak = _peak_memory_mb(device)
         live.log(epoch, {**{f"loss/{k}": v for k, v in loss.items()}, **{f"valid/{k}": v for k, v in valid.items()},
-                         "epoch_seconds": seconds, "peak_memory_mb": peak})
-        log.info("epoch %d: loss %.4f (%s), valid %s %.4f (best %.4f @ %d), %.2f s",
-                 epoch, sum(loss.values()), ", ".join(f"{k} {v:.4g}" for k, v in loss.items()),
-                 settings.valid_metric, score, best_score, best_epoch, seconds)
+                         "epoch_seconds": seconds, "peak_memory_mb": _peak_memory_mb(device)})
+        log.info("epoch %d: loss %.4f (%s), valid %s %.4f (best %.4f @ %d), %.2f s", epoch, sum(loss.values()),
+                 ", ".join(f"{k} {v:.4g}" for k, v in loss.items()), settings.valid_metric, score,
+                 run.stopping.best_score, run.stopping.best_epoch, seconds)
     live.end()
     train_seconds = time.perf_counter() - t_start
-
     if best_state is None:
-        raise UserError(f"training {model.name}: no epoch was run (train.epochs = {settings.epochs})")
+        raise UserError(f"training {model.name}: no validation was run (train.max_validations = {settings.max_validations})")
+    return _finish(model, best_state, run, settings, every, steps, device, out, logs, train_seconds, epoch_seconds, resumed_from)
+
+
+def _finish(model, best_state, run: _Run, settings: TrainSettings, every: int, steps: int, device, out, logs,
+            train_seconds: float, epoch_seconds: list[float], resumed_from: int | None) -> FitResult:
+    """Load the best weights, export the embeddings and write history.json and timing.json."""
     model.load_state_dict(best_state)
     model.eval()
     with torch.no_grad():
         u_emb, i_emb = model.embeddings()
     user_emb = u_emb.detach().to("cpu", torch.float32).contiguous()
     item_emb = i_emb.detach().to("cpu", torch.float32).contiguous()
-    best_row = next(row for row in curve if row["epoch"] == best_epoch)
+    best = run.stopping.best_epoch
+    best_row = next(row for row in run.curve if row["epoch"] == best)
     history = {
-        "best_epoch": best_epoch,
-        "epochs": curve[-1]["epoch"] if curve else 0,
-        "max_epochs": settings.epochs,
-        "stopped_early": stop_reason == "early_stopping",
-        "stop_reason": stop_reason,
+        "best_epoch": best,
+        "epochs": run.epoch,
+        "validations": len(run.curve),
+        "valid_every": every,
+        "steps_per_epoch": steps,
+        "max_validations": settings.max_validations,
+        "stopped_early": run.stop_reason == "early_stopping",
+        "stop_reason": run.stop_reason,
         "valid": best_row["valid"],
-        "curve": curve,
+        "curve": run.curve,
     }
     timing = {
         "train_seconds": round(train_seconds, 3),
@@ -427,14 +371,14 @@ def _fit(
         "epoch_seconds": round(float(np.mean(epoch_seconds)), 4) if epoch_seconds else None,
         "peak_rss_mb" if device.type == "cpu" else "peak_cuda_mb": round(_peak_memory_mb(device), 1),
         "device": str(device),
-        "resumed_from_epoch": start_epoch - 1 if resumed else None,
+        "resumed_from_epoch": resumed_from,
     }
     if out is not None:
-        _save({"user": user_emb, "item": item_emb}, out / EMBEDDINGS)
+        checkpoint.save({"user": user_emb, "item": item_emb}, out / EMBEDDINGS)
         write_json(history, out / HISTORY)
     if logs is not None:
         write_json(timing, logs / TIMING)
-    log.info("%s: best epoch %d of %d (%s), valid %s %.4f; %.1f s (%.3f s/epoch)", model.name, best_epoch,
-             history["epochs"], stop_reason, settings.valid_metric, best_score, train_seconds,
+    log.info("%s: best epoch %d of %d (%s, %d validations), valid %s %.4f; %.1f s (%.3f s/epoch)", model.name, best,
+             run.epoch, run.stop_reason, len(run.curve), settings.valid_metric, run.stopping.best_score, train_seconds,
              timing["epoch_seconds"] or 0.0)
     return FitResult(model, user_emb, item_emb, history, timing)

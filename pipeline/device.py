@@ -1,4 +1,4 @@
-"""The ``device`` parameter of the features and neighbors stages: auto, cpu or cuda."""
+"""The ``device`` parameters (train, features, neighbors, evaluate): auto, cpu or cuda[:n], resolved once."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ def resolve_device(device: str, key: str = "device") -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         return device
-    if device == "cuda" or device.startswith("cuda:"):
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
         if not torch.cuda.is_available():
             raise UserError(f"params.yaml {key}: '{device}' asked for but no CUDA GPU is available (use auto or cpu)")
         return device
-    raise UserError(f"params.yaml {key}: expected auto, cpu or cuda, got '{device}'")
+    raise UserError(f"params.yaml {key}: expected auto, cpu or cuda[:n], got '{device}'")

@@ -1,7 +1,8 @@
-"""What models are built from: interactions, item features, kNN lists and the signed graph.
+"""What models are built from: interactions, item features, kNN lists and the signed graph's parts.
 
-:func:`load_train_data` reads the stage outputs of one dataset (only those asked for) into a
-:class:`TrainData`. Tests build :class:`TrainData` directly from arrays.
+The data classes sit below both the models and the trainer (both import them; neither imports
+the other for them). :func:`load_train_data` reads the stage outputs of one dataset (only those
+asked for) into a :class:`TrainData`. Tests build :class:`TrainData` directly from arrays.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Interactions:
 
 @dataclass(frozen=True)
 class SignedEdges:
-    """The signed training graph of ``edges.parquet`` (observed and pseudo edges)."""
+    """Signed edges: a model's signed graph (observed and pseudo edges), or APFI's pseudo edges alone."""
 
     user: np.ndarray  # int64
     item: np.ndarray  # int64
@@ -55,9 +56,12 @@ class TrainData:
     test: Interactions
     features: dict[str, np.ndarray] = field(default_factory=dict)  # modality -> [n_items, d] float32
     knn: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)  # modality -> (item, neighbor, score)
-    edges: SignedEdges | None = None
-    thresholds: np.ndarray | None = None  # delta_u per user, float32
+    thresholds: np.ndarray | None = None  # PST's delta_u per user, float32 (NaN for users without training items)
+    pseudo: SignedEdges | None = None  # APFI's pseudo edges (pseudo flag True)
     name: str = "dataset"
+
+#: what a model may read beyond the interactions (Recommender.inputs); "delta" is the param pst.delta
+INPUTS = ("features", "knn", "thresholds", "pseudo", "delta")
 
 
 def _split(df: pl.DataFrame, split: str) -> Interactions:
@@ -70,7 +74,8 @@ def load_train_data(
     *,
     features: bool = False,
     knn: bool = False,
-    graph: bool = False,
+    thresholds: bool = False,
+    pseudo: bool = False,
     name: str | None = None,
 ) -> TrainData:
     """Load ``data/<ds>`` (``root``) stage outputs: ingest always, the others when asked."""
@@ -100,19 +105,20 @@ def load_train_data(
             )
         if not knn_lists:
             raise UserError(f"{lists}: no knn_<modality>.parquet files (run the neighbors stage)")
-    edges = thresholds = None
-    if graph:
-        e = read_table(root / "graph" / "edges.parquet", "edges")
+    delta = edges = None
+    if thresholds:
+        t = read_table(root / "graph" / "thresholds.parquet", "thresholds").sort("user")
+        delta = np.full(n_users, np.nan, np.float32)
+        delta[t["user"].to_numpy()] = t["delta"].to_numpy()
+    if pseudo:
+        e = read_table(root / "graph" / "pseudo_edges.parquet", "pseudo_edges")
         edges = SignedEdges(
             e["user"].to_numpy().astype(np.int64),
             e["item"].to_numpy().astype(np.int64),
             e["sign"].to_numpy().astype(np.int8),
-            (e["origin"] == "pseudo").to_numpy(),
+            np.ones(e.height, bool),
             e["weight"].to_numpy().astype(np.float32),
         )
-        t = read_table(root / "graph" / "thresholds.parquet", "thresholds").sort("user")
-        thresholds = np.full(n_users, np.nan, np.float32)
-        thresholds[t["user"].to_numpy()] = t["delta"].to_numpy()
     return TrainData(
         n_users=n_users,
         n_items=n_items,
@@ -121,7 +127,7 @@ def load_train_data(
         test=_split(inter, "test"),
         features=feats,
         knn=knn_lists,
-        edges=edges,
-        thresholds=thresholds,
+        thresholds=delta,
+        pseudo=edges,
         name=name or root.name,
     )

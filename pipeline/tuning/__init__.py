@@ -1,0 +1,1 @@
+"""Hyper-parameter selection on validation (Optuna): search spaces, trials, the selected values."""

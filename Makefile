@@ -16,8 +16,9 @@ export OMP_WAIT_POLICY ?= PASSIVE
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch is pinned to the CPU build in pyproject.toml; requirements.lock pins everything else
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
+	# torch is pinned to the CPU build in pyproject.toml; requirements.lock pins everything else.
+	# faiss comes from the `cpu` extra (faiss-cpu); a CUDA machine installs `.[gpu]` instead (README "On a GPU").
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[cpu,test]'
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -8,14 +8,17 @@
 # given, for data/<dataset>/features/vectors/*.npy. Reports, per list: the share of lists whose
 # neighbour ids are identical, whether every difference is a tie (|score gap| <= 1e-5 at the
 # place the lists differ), the max |score| difference, and the seconds on each device.
-# kNN uses faiss-gpu only when the faiss build has GPU support (pip install faiss-gpu-cu12);
-# otherwise it says so and uses faiss-cpu (the candidates still run on the GPU with torch).
-# Without a GPU it runs the CPU path once on 500 generated items and prints "no GPU". Results: benchmarks/results/gpu_check.json
+# kNN on the GPU uses faiss-gpu when the faiss build has GPU support (pip install '.[gpu]'), else
+# the exact torch search on the GPU (torch-cuda); on the CPU faiss-cpu, or torch-cpu where faiss is
+# not installed (pipeline/neighbors/knn.py: knn_backend). The candidates run in torch on either.
+# Without a GPU it runs the CPU path once on 500 generated items and prints "no GPU".
+# Results: benchmarks/results/gpu_check.json, or $GPU_CHECK_OUT. Python: $PYTHON, else .venv's, else python3.
 set -euo pipefail
-PY="${PYTHON:-.venv/bin/python}"
-[ -x "$PY" ] || PY=python
+PY="${PYTHON:-.venv/bin/python3}"
+[ -x "$PY" ] || PY=python3
+"$PY" -c "import torch" 2>/dev/null || { echo "gpu_check.sh: $PY cannot import torch; set PYTHON to the project's python" >&2; exit 2; }
 exec "$PY" - "$@" <<'EOF'
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,7 @@ sys.path.insert(0, ".")
 from benchmarks.neighbors_bench import clustered_features
 from pipeline.neighbors.candidates import fused_candidates
 from pipeline.neighbors.groups import tail_mask, training_degree
-from pipeline.neighbors.knn import faiss_backend, knn_lists
+from pipeline.neighbors.knn import knn_backend, knn_lists
 from pipeline.params import write_json
 
 TIE = 1e-5
@@ -76,13 +79,14 @@ if len(sys.argv) > 1:
     inter = read_table(f"data/{ds}/ingest/interactions.parquet", "interactions").filter(pl.col("split") == "train")
     datasets[ds] = (vecs, inter["item"].to_numpy())
 
-report = {"gpu": torch.cuda.get_device_name(0) if has_gpu else None,
-          "faiss_backend_on_gpu": faiss_backend("cuda") if has_gpu else None, "datasets": {}}
+report = {"gpu": torch.cuda.get_device_name(0) if has_gpu else None, "knn_backend_cpu": knn_backend("cpu"),
+          "knn_backend_gpu": knn_backend("cuda") if has_gpu else None, "datasets": {}}
 for name, (vectors, train_items) in datasets.items():
     n = len(next(iter(vectors.values())))
     cpu, cpu_sec = run(vectors, train_items, "cpu")
     entry = {"n_items": n, "seconds_cpu": cpu_sec}
     if has_gpu:
+        torch.zeros(1, device="cuda")  # start the CUDA context before the clock
         gpu, gpu_sec = run(vectors, train_items, "cuda")
         entry["seconds_gpu"] = gpu_sec
         entry["compare"] = {key: compare(cpu[key], gpu[key], n) for key in cpu}
@@ -90,7 +94,7 @@ for name, (vectors, train_items) in datasets.items():
     print(name, json.dumps(entry, indent=1))
 if not has_gpu:
     print("no GPU: ran the CPU path only; nothing to compare")
-write_json(report, "benchmarks/results/gpu_check.json")
+write_json(report, os.environ.get("GPU_CHECK_OUT", "benchmarks/results/gpu_check.json"))
 ok = all(c["differences_are_ties"] for e in report["datasets"].values() for c in e.get("compare", {}).values())
 print("OK" if ok else "MISMATCH beyond ties")
 sys.exit(0 if ok else 1)

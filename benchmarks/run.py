@@ -2,13 +2,14 @@
 
     python benchmarks/run.py [--scale 1] [--out benchmarks/results] [--text-encoder model|hashed]
                              [--models mf,lightgcn,...] [--epochs 2] [--device auto|cpu|cuda]
-                             [--fit simgr] [--profile] [--machine NAME]
+                             [--fit simgr] [--profile] [--machine NAME] [--step-timeout S]
 
 1. generates Amazon-2014-format raw files of ``scale`` x Baby (19,445 users, 7,050 items,
    160,792 ratings, 4096-d images) with :func:`pipeline.synth.write_synthetic` into
    ``benchmarks/work/scale-<s>/`` (gitignored; laid out like the repository root, with its own
    ``params.yaml`` = the repository's with one dataset ``bench``);
-2. runs the stages ingest, features, neighbors, graph there (``stages.<name>.main``);
+2. runs the stages ingest, features, neighbors, graph there (``stages.<name>.main``), and times
+   the neighbors stage's kNN search alone on the image vectors (step ``knn``);
 3. for each model of ``pipeline.models.registry.MODEL_CLASSES``: ``--epochs`` training epochs and
    one full evaluation pass (valid + test), each timed; ``--fit simgr`` also times the train
    stage's complete run (early stopping as configured);
@@ -16,7 +17,9 @@
    ``<out>/<machine>.md`` (timings with their ratios to the MMRec reference and to the targets).
 
 Every step runs in its own process (``benchmarks/steps.py``), so peak RSS is per step and a
-failing step (a model that does not import, say) is recorded with its error, not fatal.
+failing step (a model that does not import, say) is recorded with its error, not fatal; so is a
+step that runs past ``--step-timeout``. The results files are rewritten after every step, so a
+run that is stopped keeps what it measured.
 """
 
 from __future__ import annotations
@@ -97,8 +100,9 @@ def prepare_work(work: Path, scale: float, image_dim: int, device: str, fit: lis
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def run_step(spec: dict, work: Path, label: str, threads: int | None = None) -> dict:
-    """Run one step in a fresh process (``threads`` caps torch / OpenMP / BLAS threads); return its result."""
+def run_step(spec: dict, work: Path, label: str, threads: int | None = None, timeout: float | None = None) -> dict:
+    """Run one step in a fresh process (``threads`` caps torch / OpenMP / BLAS threads; ``timeout``
+    in seconds kills it); return its result."""
     spec_file = work / f"spec-{label}.json"
     result_file = work / f"result-{label}.json"
     spec_file.write_text(json.dumps({**spec, "work": str(work)}))
@@ -107,10 +111,17 @@ def run_step(spec: dict, work: Path, label: str, threads: int | None = None) -> 
     env = dict(os.environ)
     if threads:
         env.update({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "steps.py"), str(spec_file), str(result_file)],
-                          cwd=ROOT, capture_output=True, text=True, env=env)
+    timed_out = False
+    try:
+        proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "steps.py"), str(spec_file), str(result_file)],
+                              cwd=ROOT, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        timed_out = True
+        proc = subprocess.CompletedProcess(exc.cmd, -9, _text(exc.stdout), _text(exc.stderr) + f"\nkilled after {timeout:g} s")
     wall = time.perf_counter() - started
-    if result_file.exists():
+    if timed_out:
+        result = {"status": "failed", "error": f"timed out: killed after {timeout:g} s (--step-timeout)"}
+    elif result_file.exists():
         result = json.loads(result_file.read_text())
     else:
         result = {"status": "failed", "error": f"process exited {proc.returncode} without a result: {proc.stderr.strip()[-500:]}"}
@@ -121,6 +132,10 @@ def run_step(spec: dict, work: Path, label: str, threads: int | None = None) -> 
     print(f"  {label:<22} {status}" + (f"  {shown:.2f} s" if shown and result['status'] == 'ok' else "")
           + f"  peak RSS {result.get('peak_rss_mb', float('nan')):.0f} MB", flush=True)
     return result
+
+
+def _text(out: bytes | str | None) -> str:
+    return out.decode(errors="replace") if isinstance(out, bytes) else (out or "")
 
 
 def environment(device: str) -> dict:
@@ -173,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch/OpenMP/BLAS threads per step (default: torch's, = the core count); 1 is far faster on a loaded machine")
     ap.add_argument("--machine", default=None, help="results file name (default: cpu-<n>core or the GPU name)")
+    ap.add_argument("--step-timeout", type=float, default=None, help="seconds after which a step is killed and recorded as failed")
     args = ap.parse_args(argv)
 
     import torch
@@ -190,45 +206,51 @@ def main(argv: list[str] | None = None) -> int:
     prepare_work(work, args.scale, args.image_dim, device, fit)
     load_start = os.getloadavg()
     steps: dict[str, dict] = {}
-    base = {"dataset": DATASET, "device": device, "threads": args.threads}
-    if not args.skip_stages:
-        synth = yaml.safe_load((work / "params.yaml").read_text())["synth"]
-        steps["synth"] = run_step({**base, "step": "synth", "synth": synth, "raw_dir": str(work / "data/raw" / DATASET)}, work, "synth", args.threads)
-        for stage in STAGES:
-            extra = {"text_encoder": args.text_encoder} if stage == "features" else {}
-            steps[stage] = run_step({**base, "step": stage, **extra}, work, stage, args.threads)
-    models = default_models() if args.models is None else [m for m in args.models.split(",") if m]
-    for model in models:
-        profile = str(out / "profiles" / f"{machine}-x{args.scale:g}-{model}.txt") if args.profile else None
-        steps[f"train:{model}"] = run_step({**base, "step": "train", "model": model, "epochs": args.epochs, "profile": profile},
-                                           work, f"train-{model}", args.threads)
-    for model in fit:
-        steps[f"fit:{model}"] = run_step({**base, "step": "fit", "model": model}, work, f"fit-{model}", args.threads)
-
-    run = {
-        "scale": args.scale,
-        "sizes": scaled(args.scale) | {"image_dim": args.image_dim},
-        "text_encoder": args.text_encoder,
-        "epochs_timed": args.epochs,
-        "threads": args.threads or torch.get_num_threads(),
-        "environment": environment(device),
-        "loadavg_start": [round(x, 2) for x in load_start],
-        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
-        "steps": steps,
-    }
     out.mkdir(parents=True, exist_ok=True)
     results_file = out / f"{machine}.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {"machine": machine, "runs": {}}
     key = f"x{args.scale:g}"
-    if args.skip_stages and key in results["runs"]:  # a partial rerun: keep the earlier steps of this scale
-        earlier = results["runs"][key]
-        earlier["steps"].update(steps)
-        earlier.setdefault("later_runs", []).append({k: run[k] for k in ("environment", "loadavg_start", "loadavg_end", "threads")}
-                                                   | {"steps": list(steps)})
-        run = earlier
-    results["runs"][key] = run
-    results_file.write_text(json.dumps(results, indent=2, default=float) + "\n")
-    md = write_summary(results, out / f"{machine}.md")
+    earlier = results["runs"].get(key) if args.skip_stages else None  # a partial rerun: keep the earlier steps of this scale
+    env = environment(device)
+
+    def save() -> Path:
+        run = {
+            "scale": args.scale,
+            "sizes": scaled(args.scale) | {"image_dim": args.image_dim},
+            "text_encoder": args.text_encoder,
+            "epochs_timed": args.epochs,
+            "threads": args.threads or torch.get_num_threads(),
+            "environment": env,
+            "loadavg_start": [round(x, 2) for x in load_start],
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+            "steps": steps,
+        }
+        if earlier is not None:
+            later = {k: run[k] for k in ("environment", "loadavg_start", "loadavg_end", "threads")} | {"steps": list(steps)}
+            run = {**earlier, "steps": {**earlier["steps"], **steps}, "later_runs": [*earlier.get("later_runs", []), later]}
+        results["runs"][key] = run
+        results_file.write_text(json.dumps(results, indent=2, default=float) + "\n")
+        return write_summary(results, out / f"{machine}.md")
+
+    def step(name: str, spec: dict, label: str) -> None:
+        steps[name] = run_step({**base, **spec}, work, label, args.threads, args.step_timeout)
+        save()
+
+    base = {"dataset": DATASET, "device": device, "threads": args.threads}
+    if not args.skip_stages:
+        synth = yaml.safe_load((work / "params.yaml").read_text())["synth"]
+        step("synth", {"step": "synth", "synth": synth, "raw_dir": str(work / "data/raw" / DATASET)}, "synth")
+        for stage in STAGES:
+            extra = {"text_encoder": args.text_encoder} if stage == "features" else {}
+            step(stage, {"step": stage, **extra}, stage)
+        step("knn", {"step": "knn"}, "knn")
+    models = default_models() if args.models is None else [m for m in args.models.split(",") if m]
+    for model in models:
+        profile = str(out / "profiles" / f"{machine}-x{args.scale:g}-{model}.txt") if args.profile else None
+        step(f"train:{model}", {"step": "train", "model": model, "epochs": args.epochs, "profile": profile}, f"train-{model}")
+    for model in fit:
+        step(f"fit:{model}", {"step": "fit", "model": model}, f"fit-{model}")
+    md = save()
     print(f"wrote {results_file} and {md}")
     return 0 if all(s["status"] == "ok" for s in steps.values()) else 1
 

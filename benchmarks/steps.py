@@ -2,10 +2,11 @@
 
     python benchmarks/steps.py <spec.json> <result.json>
 
-The spec names the step (``synth``, a stage name, ``train``), the work folder (which holds a
-``params.yaml`` and ``data/``, laid out like the repository root) and its options. The result
-holds wall-clock seconds of each timed part, peak RSS (``ru_maxrss``), the RSS after imports
-(``baseline_rss_mb``), on CUDA ``torch.cuda.max_memory_allocated``, and the load average.
+The spec names the step (``synth``, a stage name, ``knn``, ``train``, ``fit``), the work folder
+(which holds a ``params.yaml`` and ``data/``, laid out like the repository root) and its options.
+The result holds wall-clock seconds of each timed part, peak RSS (``ru_maxrss``), the RSS after
+imports (``baseline_rss_mb``), where the step used CUDA ``torch.cuda.max_memory_allocated``
+(``peak_cuda_mb``), and the load average.
 Any exception is recorded as ``{"status": "failed", "error": ...}`` instead of a result.
 """
 
@@ -128,6 +129,32 @@ def step_stage(spec: dict) -> dict:
     if spec["step"] == "features":
         out["text_encoder"] = "sentence model from params (features.text_model)"
     return out
+
+
+def step_knn(spec: dict) -> dict:
+    """The neighbors stage's kNN search alone on the image vectors the features stage wrote
+    (Baby: 7,050 x 4096), on the stage's device and backend (:func:`pipeline.neighbors.knn.knn_backend`).
+    On CUDA the context is started before the clock and the search timed three times (the fastest
+    is reported, as for epochs); on the CPU once."""
+    import torch
+
+    from pipeline.features.device import resolve_device
+    from pipeline.neighbors.knn import knn_lists
+    from pipeline.params import get, load_params
+
+    params = load_params()
+    device = resolve_device(spec.get("device") or get(params, "neighbors.device"), "neighbors.device")
+    dev = torch.device(device)
+    x = np.load(Path("data") / spec["dataset"] / "features" / "vectors" / "image.npy")
+    k, block = int(get(params, "neighbors.k")), int(get(params, "neighbors.block_size"))
+    if dev.type == "cuda":
+        torch.zeros(1, device=dev)  # CUDA context and allocator warm, not timed
+    runs, info = [], {}
+    for _ in range(3 if dev.type == "cuda" else 1):
+        (lists, info), seconds = _timed(lambda: knn_lists(x, k, device=device, block_size=block, name="image.npy"), dev)
+        runs.append(round(seconds, 4))
+    return {"seconds": {"total": min(runs), "runs": runs}, "backend": info["backend"], "shape": list(x.shape), "k": k,
+            "rows": int(len(lists.item))}
 
 
 def _load(spec: dict, kind: str, cfg: dict):
@@ -254,7 +281,7 @@ def step_fit(spec: dict) -> dict:
             "epochs": history.get("epochs"), "best_epoch": history.get("best_epoch"), "metrics": metrics}
 
 
-STEPS = {"synth": step_synth, "features": step_features, "train": step_train, "fit": step_fit}
+STEPS = {"synth": step_synth, "features": step_features, "knn": step_knn, "train": step_train, "fit": step_fit}
 
 
 def run(spec: dict) -> dict:
@@ -278,7 +305,17 @@ def run(spec: dict) -> dict:
                   "traceback": traceback.format_exc()[-3000:]}
     result.update({"step": spec["step"], "baseline_rss_mb": round(baseline, 1), "peak_rss_mb": round(_peak_rss_mb(), 1),
                    "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]})
+    if result.get("peak_cuda_mb") is None:
+        result["peak_cuda_mb"] = _peak_cuda_mb()
     return result
+
+
+def _peak_cuda_mb() -> float | None:
+    """``torch.cuda.max_memory_allocated`` over the step's process, None where it never used CUDA."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@
   and ``from tests.model_mixin import ...``.
 - torch runs single-threaded: the tests' tensors are tiny, and on a busy 2-core machine OpenMP
   synchronisation makes each small op ~10x slower with 2 threads.
+- ``DEVICES``: the torch devices of this machine, ``cpu`` always and ``cuda`` when
+  ``torch.cuda.is_available()`` (implicit's ``HAS_CUDA`` pattern). A test that takes the
+  ``device`` fixture runs once per device, with the device in its id (``test_x[cuda]``), so one
+  ``pytest`` on a GPU machine runs the CUDA path too and ``pytest -k cuda`` runs only that.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import pytest
 import torch
 
 torch.set_num_threads(1)
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 TESTS = Path(__file__).resolve().parent
 for path in (TESTS, TESTS.parent):
@@ -28,3 +34,9 @@ def planted():
     from planted import planted_data
 
     return planted_data()
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """Each torch device of this machine in turn (``DEVICES``)."""
+    return request.param

@@ -1,7 +1,11 @@
-"""Neighbour search: the tie-break rule, FAISS kNN against numpy brute force, the tail/popular
-split of eq. 15, and the fused (eq. 16) APFI candidates against an independent brute force."""
+"""Neighbour search: the tie-break rule, kNN (FAISS and the exact torch search, on every device)
+against numpy brute force and against each other, the tail/popular split of eq. 15, and the fused
+(eq. 16) APFI candidates against an independent brute force."""
 
 from __future__ import annotations
+
+import logging
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +15,7 @@ from pipeline.errors import UserError
 from pipeline.neighbors.build import build_candidates, build_knn
 from pipeline.neighbors.candidates import fused_candidates
 from pipeline.neighbors.groups import tail_mask, training_degree
-from pipeline.neighbors.knn import knn_lists
+from pipeline.neighbors.knn import NeighborLists, knn_backend, knn_lists
 from pipeline.neighbors.similarity import fused_block, l2_normalize
 from pipeline.neighbors.topk import topk_rows
 
@@ -71,15 +75,92 @@ def test_fused_block_is_the_product_of_per_modality_cosines():
         fused_block([a], [a, b])
 
 
-# --- FAISS kNN -------------------------------------------------------------------------------------
+# --- kNN: FAISS and the torch search --------------------------------------------------------------
+
+TIE = 1e-6  # scores this close are a tie: two exact searches may order them either way
+GAP = 2e-6  # data whose adjacent top scores are further apart than this (float32 rounding: ~1e-7) has one right order
 
 
-@pytest.mark.parametrize("dim", [8, 96])
-def test_faiss_knn_equals_numpy_brute_force(dim):
-    x = np.random.default_rng(dim).standard_normal((300, dim)).astype(np.float32)
+def _has_faiss() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _search(prefer: str, device: str) -> str:
+    """The backend ``knn_lists(..., device=device, backend=prefer)`` runs; skips what this machine lacks."""
+    if prefer == "faiss":
+        if not _has_faiss():
+            pytest.skip("faiss is not installed")
+        if device != "cpu" and knn_backend(device, "faiss") != "faiss-gpu":
+            pytest.skip("this faiss build has no GPU support (faiss-cpu is tested on the cpu device)")
+    return knn_backend(device, prefer)
+
+
+def _score_of(lists: NeighborLists) -> dict[tuple[int, int], float]:
+    return {(int(i), int(j)): float(v) for i, j, v in zip(lists.item, lists.neighbor, lists.score)}
+
+
+def _assert_same_up_to_ties(a: NeighborLists, b: NeighborLists, n: int) -> int:
+    """``a`` and ``b`` hold the same lists, except where scores tie within ``TIE``: per item the
+    same length and the same scores rank by rank, the same score for a pair in both, and a
+    neighbour in one list only scores as the other's last entry (a tie at the cut). The same
+    cut items with the same cut scores. Returns how many lists differ."""
+    pa, pb = a.per_item(n), b.per_item(n)
+    sa, sb = _score_of(a), _score_of(b)
+    differ = 0
+    for q in range(n):
+        x, y = pa[q], pb[q]
+        assert len(x) == len(y), q
+        if not len(x):
+            continue
+        ra, rb = np.array([sa[q, int(j)] for j in x]), np.array([sb[q, int(j)] for j in y])
+        np.testing.assert_allclose(ra, rb, rtol=0, atol=TIE, err_msg=f"item {q}")
+        for j in set(x.tolist()) & set(y.tolist()):
+            assert abs(sa[q, j] - sb[q, j]) <= TIE, (q, j)
+        for j in set(x.tolist()) - set(y.tolist()):
+            assert abs(sa[q, j] - rb[-1]) <= TIE, (q, j)
+        for j in set(y.tolist()) - set(x.tolist()):
+            assert abs(sb[q, j] - ra[-1]) <= TIE, (q, j)
+        differ += not np.array_equal(x, y)
+    assert a.cut_item.tolist() == b.cut_item.tolist()
+    np.testing.assert_allclose(a.cut_score, b.cut_score, rtol=0, atol=TIE)
+    return differ
+
+
+def _min_gap_at_top(x: np.ndarray, k: int) -> float:
+    """Smallest float64 gap between adjacent scores among each item's k + 1 best other items."""
+    sim = _cos(x)
+    np.fill_diagonal(sim, -np.inf)
+    top = -np.sort(-sim, axis=1)[:, : k + 1]
+    return float(np.diff(-top, axis=1).min())
+
+
+def _with_planted_ties(n: int, dim: int, seed: int) -> np.ndarray:
+    """Random vectors, a fifth of them replaced by 0/1 vectors (many equal cosines), and copies
+    scaled by 2 or 4 (the same direction to the last bit: cosine 1 ties) of a tenth of them."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    binary = rng.choice(n, n // 5, replace=False)
+    x[binary] = (rng.random((len(binary), dim)) < 0.3).astype(np.float32)
+    x[binary[np.abs(x[binary]).sum(1) == 0], 0] = 1.0
+    src = rng.choice(n, n // 10, replace=False)
+    dst = rng.choice(np.setdiff1d(np.arange(n), src), n // 10, replace=False)
+    x[dst] = x[src] * rng.choice(np.array([2.0, 4.0], np.float32), (len(src), 1))
+    return x
+
+
+@pytest.mark.parametrize("prefer", ["faiss", "torch"])
+@pytest.mark.parametrize(("dim", "seed"), [(8, 8), (96, 5)])
+def test_knn_equals_numpy_brute_force(dim, seed, prefer, device):
+    backend = _search(prefer, device)
+    x = np.random.default_rng(seed).standard_normal((300, dim)).astype(np.float32)
     x[17] = 0.0  # a zero vector: no list of its own, never a neighbour
-    lists, info = knn_lists(x, 10, block_size=64)
-    assert info["items_zero_vector"] == 1 and info["backend"] == "faiss-cpu"
+    assert _min_gap_at_top(np.delete(x, 17, axis=0), 10) > GAP  # no near-ties: one right order
+    lists, info = knn_lists(x, 10, block_size=64, device=device, backend=prefer)
+    assert info == {"backend": backend, "items_zero_vector": 1}
     sim = _cos(x)
     nonzero = np.linalg.norm(x, axis=1) > 0
     expected = _brute_lists(sim, nonzero, 10, largest=True)
@@ -92,20 +173,102 @@ def test_faiss_knn_equals_numpy_brute_force(dim):
     rows = lists.item.astype(int), lists.neighbor.astype(int)
     np.testing.assert_allclose(lists.score, sim[rows], atol=1e-5)
     assert (lists.rank == np.tile(np.arange(10), 299)).all()
+    # the cut: every list is cut, at the 11th best score
+    assert lists.cut_item.tolist() == [q for q in range(300) if q != 17]
+    eleventh = [sorted((sim[q, j] for j in range(300) if nonzero[j] and j != q), reverse=True)[10] for q in lists.cut_item]
+    np.testing.assert_allclose(lists.cut_score, eleventh, atol=1e-5)
 
 
-def test_knn_on_duplicates_breaks_ties_by_neighbor_id():
+@pytest.mark.parametrize("planted_ties", [False, True], ids=["no-ties", "planted-ties"])
+def test_torch_knn_gives_the_faiss_lists(planted_ties, device):
+    """The torch search on each device against FAISS on the CPU: identical lists on data without
+    near-ties, identical up to ties within 1e-6 with planted ties."""
+    if not _has_faiss():
+        pytest.skip("faiss is not installed")
+    n, dim, k = 500, 48, 10
+    if planted_ties:
+        x = _with_planted_ties(n, dim, seed=3)
+        sim = _cos(x)
+        np.fill_diagonal(sim, -np.inf)
+        kth = -np.sort(-sim, axis=1)[:, k - 1 : k + 1]
+        assert (kth[:, 0] == kth[:, 1]).sum() >= 10  # ties at the cut, in exact arithmetic too
+    else:
+        x = np.random.default_rng(2).standard_normal((n, dim)).astype(np.float32)
+    x[[7, 300]] = 0.0
+    if not planted_ties:
+        assert _min_gap_at_top(np.delete(x, [7, 300], axis=0), k) > GAP
+    ref, ref_info = knn_lists(x, k, block_size=128, backend="faiss")
+    got, info = knn_lists(x, k, block_size=128, device=device, backend="torch")
+    assert ref_info["backend"] == "faiss-cpu" and info["backend"] == f"torch-{device}"
+    assert info["items_zero_vector"] == ref_info["items_zero_vector"] == 2
+    differ = _assert_same_up_to_ties(got, ref, n)
+    if not planted_ties:
+        assert differ == 0
+        assert (got.item == ref.item).all() and (got.neighbor == ref.neighbor).all() and (got.rank == ref.rank).all()
+
+
+@pytest.mark.parametrize("prefer", ["faiss", "torch"])
+def test_knn_on_duplicates_breaks_ties_by_neighbor_id(prefer, device):
+    _search(prefer, device)
     # items 0, 2, 5 are the same direction (scores tie at 1), item 3 is close, the rest far
     x = np.array([[1, 0, 0], [0, 1, 0], [2, 0, 0], [1, 0.1, 0], [0, 0, 1], [5, 0, 0]], np.float32)
-    lists, _ = knn_lists(x, 3)
+    lists, _ = knn_lists(x, 3, device=device, backend=prefer)
     got = lists.per_item(6)
     assert got[0].tolist() == [2, 5, 3] and got[5].tolist() == [0, 2, 3] and got[3].tolist() == [0, 2, 5]
     assert got[1].tolist() == [3, 0, 2]  # 3 has cosine 0.0995 with item 1; the rest tie at 0
+    # the cut of item 1's list is the first tie left out (item 4 or 5, both at cosine 0)
+    assert dict(zip(lists.cut_item.tolist(), lists.cut_score.tolist()))[1] == pytest.approx(0.0, abs=1e-7)
 
 
-def test_knn_with_fewer_items_than_k():
-    lists, _ = knn_lists(np.eye(3, dtype=np.float32) + 0.1, 10)
+@pytest.mark.parametrize("prefer", ["faiss", "torch"])
+def test_knn_with_fewer_items_than_k(prefer, device):
+    _search(prefer, device)
+    lists, _ = knn_lists(np.eye(3, dtype=np.float32) + 0.1, 10, device=device, backend=prefer)
     assert [len(v) for v in lists.per_item(3)] == [2, 2, 2]
+    assert len(lists.cut_item) == 0  # every other item is listed: nothing is left out, no cut
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_knn_without_faiss_runs_the_torch_search_and_says_so(monkeypatch, device):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` raises ImportError, as where it is not installed
+    records = _Records()
+    logger = logging.getLogger("simgr.neighbors.knn")
+    logger.addHandler(records)
+    try:
+        x = np.random.default_rng(0).standard_normal((60, 5)).astype(np.float32)
+        lists, info = knn_lists(x, 4, device=device)
+    finally:
+        logger.removeHandler(records)
+    assert info["backend"] == f"torch-{device}"
+    assert any("faiss is not installed" in m and f"torch-{device}" in m for m in records.messages)
+    expected = _brute_lists(_cos(x), np.ones(60, bool), 4, largest=True)
+    assert [v.tolist() for v in lists.per_item(60)] == expected
+    with pytest.raises(UserError, match="faiss is not installed"):
+        knn_lists(x, 4, device=device, backend="faiss")
+
+
+def test_knn_backend_choice(monkeypatch):
+    # decided without touching a GPU: only the names and what faiss offers
+    assert knn_backend("cpu", "torch") == "torch-cpu" and knn_backend("cuda:1", "torch") == "torch-cuda"
+    if _has_faiss():
+        import faiss
+
+        assert knn_backend("cpu") == "faiss-cpu"
+        if not hasattr(faiss, "StandardGpuResources"):  # faiss-cpu on a CUDA device: the torch search runs there
+            assert knn_backend("cuda") == "torch-cuda"
+            assert knn_backend("cuda", "faiss") == "faiss-cpu"
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    assert knn_backend("cpu") == "torch-cpu" and knn_backend("cuda") == "torch-cuda"
+    with pytest.raises(ValueError, match="prefer"):
+        knn_backend("cpu", "annoy")
 
 
 # --- eq. 15 ----------------------------------------------------------------------------------------
@@ -141,7 +304,7 @@ def _random_modalities(n: int, seed: int) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("modalities", [("image", "text"), ("text",)])
-def test_fused_candidates_equal_brute_force(modalities):
+def test_fused_candidates_equal_brute_force(modalities, device):
     n = 200
     vecs = {m: v for m, v in _random_modalities(n, 5).items() if m in modalities}
     vecs[modalities[0]][11] = 0.0  # zero vector: no S^f, left out everywhere
@@ -151,7 +314,7 @@ def test_fused_candidates_equal_brute_force(modalities):
     for v in vecs.values():
         fused *= _cos(v)  # eq. 16 written independently
     valid = np.linalg.norm(vecs[modalities[0]], axis=1) > 0
-    cands = fused_candidates(vecs, tail, 12, block_size=37)
+    cands = fused_candidates(vecs, tail, 12, block_size=37, device=device)
     assert cands.items_left_out == 1
     exp_tail = _brute_lists(fused, valid & tail, 12, largest=True)
     exp_pop = _brute_lists(fused, valid & ~tail, 12, largest=False)
@@ -168,25 +331,26 @@ def test_fused_candidates_equal_brute_force(modalities):
     np.testing.assert_allclose(cands.popular.score, fused[pairs], atol=1e-5)
 
 
-def test_short_candidate_lists_when_few_tail_items():
+def test_short_candidate_lists_when_few_tail_items(device):
     vecs = _random_modalities(20, 2)
     tail = np.zeros(20, dtype=bool)
     tail[[3, 8]] = True
-    cands = fused_candidates(vecs, tail, 5)
+    cands = fused_candidates(vecs, tail, 5, device=device)
     per = cands.tail.per_item(20)
     assert per[3].tolist() == [8] and per[8].tolist() == [3]  # only the other tail item
     assert all(len(per[q]) == 2 for q in range(20) if q not in (3, 8))
     assert all(len(v) == 5 for v in cands.popular.per_item(20))
 
 
-def test_build_reports_recall_at_default_settings():
+def test_build_reports_recall_at_default_settings(device):
     n = 400
     vecs = _random_modalities(n, 9)
     train_items = np.random.default_rng(0).zipf(1.5, 5000) % n
-    knn = build_knn(vecs, k=10, recall_sample=100, seed=0)
+    knn = build_knn(vecs, k=10, recall_sample=100, seed=0, device=device)
     assert knn.report["modalities"] == ["image", "text"] and sorted(knn.tables) == ["knn_image", "knn_text"]
+    assert knn.report["device"] == device and knn.report["knn"]["image"]["backend"] == knn_backend(device)
     assert knn.report["knn"]["image"]["recall_vs_exact"] >= 0.99 and knn.report["knn"]["text"]["recall_vs_exact"] >= 0.99
-    res = build_candidates(vecs, train_items, n_candidates=60, xi=0.1, recall_sample=100, seed=0)
+    res = build_candidates(vecs, train_items, n_candidates=60, xi=0.1, recall_sample=100, seed=0, device=device)
     rep = res.report
     assert rep["n_tail"] == 40 and rep["n_popular"] == 360
     assert rep["tail_candidates"]["recall_vs_exact"] >= 0.99

@@ -23,7 +23,7 @@ import torch
 from pipeline.errors import UserError
 from pipeline.log import get_logger, progress
 from pipeline.neighbors.knn import NeighborLists
-from pipeline.neighbors.similarity import fused_block, l2_normalize
+from pipeline.neighbors.similarity import full_float32, fused_block, l2_normalize
 from pipeline.neighbors.topk import topk_rows
 
 log = get_logger(__name__)
@@ -101,7 +101,7 @@ def fused_candidates(
     pop_pos_of[pop_ids] = np.arange(len(pop_ids))
     out = {"tail": ([], [], []), "popular": ([], [], [])}
     starts = range(0, len(queries), rows_per_block)
-    with torch.no_grad():
+    with torch.no_grad(), full_float32():
         for start in progress(starts, desc="APFI candidates", unit="block", total=len(starts)):
             q = queries[start : start + rows_per_block]
             q_t = torch.from_numpy(col_of[q]).to(dev)

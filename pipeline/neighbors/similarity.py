@@ -4,11 +4,16 @@ exact fall-back).
 
 A zero vector has no direction: it stays zero after normalisation (similarity 0 to everything),
 and the neighbour searches leave such items out, as queries and as neighbours (counted).
+
+The searches' matrix products run under :func:`full_float32`: on CUDA, float32 products may be
+set to TF32 elsewhere in a process (10 mantissa bits: scores off by ~1e-3, lists changed), which
+an exact search must not inherit.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +37,26 @@ def l2_normalize(vectors: np.ndarray, name: str = "features") -> tuple[np.ndarra
     out = np.zeros_like(x, dtype=np.float32)
     out[nonzero] = (x[nonzero] / norms[nonzero, None]).astype(np.float32)
     return out, nonzero
+
+
+@contextmanager
+def full_float32() -> Iterator[None]:
+    """float32 matrix products in full IEEE precision (no TF32 on CUDA) inside; restored after."""
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):  # torch >= 2.9
+        before = matmul.fp32_precision
+        matmul.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            matmul.fp32_precision = before
+    else:  # pragma: no cover - older torch
+        before = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("highest")
+        try:
+            yield
+        finally:
+            torch.set_float32_matmul_precision(before)
 
 
 def fused_block(rows: Sequence[torch.Tensor], cols: Sequence[torch.Tensor]) -> torch.Tensor:

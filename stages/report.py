@@ -63,7 +63,8 @@ def main(dataset: str) -> None:
     labels = [display(m) for m in report.ablation]
     series = {short(k): ([report.summary[m][k].mean for m in report.ablation], [report.summary[m][k].std for m in report.ablation])
               for k in ABLATION_METRICS}
-    grouped_bars(chart, labels, series, title=f"Ablation on {dataset} (mean ± std over seeds)")
+    spread = "one seed" if all(len(rs) == 1 for rs in runs.values()) else "mean ± std over seeds"
+    grouped_bars(chart, labels, series, title=f"Ablation on {dataset} ({spread})")
     log.info("wrote %s, %s, %s", REPORTS / f"{dataset}.md", REPORTS / f"{dataset}.csv", chart)
 
 

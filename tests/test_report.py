@@ -177,3 +177,42 @@ def test_sweep_table_from_dvc_exp_show(tmp_path, monkeypatch):
     csv = pl.read_csv(tmp_path / "reports" / "sweeps" / "toy_pst.nu.csv")
     assert csv["recall@20"].to_list() == [0.265, 0.215, 0.415]
     assert (tmp_path / "reports" / "sweeps" / "toy_pst.nu.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _run(r20: float, n10: float) -> dict:
+    test = {"recall@10": r20 / 2, "recall@20": r20, "ndcg@10": n10, "ndcg@20": n10 * 1.5}
+    return {"test": test, "n_test_users": 2, "max_epochs": 10, "stop_reason": "early_stopping"}
+
+
+def _user_frames(values: list[float]) -> list[pl.DataFrame]:
+    cols = {m: values for m in ("recall@10", "recall@20", "ndcg@10", "ndcg@20")}
+    return [pl.DataFrame({"user": [0, 1], **cols})]
+
+
+def test_one_seed_shows_plain_values_not_a_missing_std():
+    from pipeline.report.benchmark import build_report
+
+    runs = {"mf": [_run(0.2, 0.1)], "simgr": [_run(0.25, 0.125)], "base": [_run(0.125, 0.0625)]}
+    users = {"mf": _user_frames([0.1, 0.3]), "simgr": _user_frames([0.2, 0.3]), "base": _user_frames([0.1, 0.1])}
+    report = build_report("toy", runs, users, seeds=[1], metrics=["recall@20", "ndcg@10"], proposed="simgr",
+                          ablation=["base"], protocol="mmrec")
+    assert "±" not in report.markdown and "| -" not in report.markdown
+    table2 = report.markdown.split("## Table 2")[1].split("##")[0]
+    assert _cells(table2, "MF-BPR") == ["<u>0.2000</u>", "<u>0.1000</u>"]
+    assert _cells(table2, "SiMGR") == ["**0.2500**", "**0.1250**"]
+    assert _cells(report.markdown.split("## Figure 3")[1], "Base") == ["<u>0.1250</u>", "<u>0.0938</u>"]
+    assert "One seed per model: cells are the test metric of that run" in report.markdown
+    assert report.table["recall@20_std"].to_list() == [None, None, None]
+
+
+def test_a_model_with_one_seed_among_several_shows_its_plain_value():
+    from pipeline.report.benchmark import build_report
+
+    runs = {"mf": [_run(0.2, 0.1), _run(0.3, 0.1)], "simgr": [_run(0.25, 0.125)]}
+    users = {"mf": _user_frames([0.1, 0.3]) * 2, "simgr": _user_frames([0.2, 0.3])}
+    md = build_report("toy", runs, users, seeds=[1, 2], metrics=["recall@20"], proposed="simgr", ablation=[],
+                      protocol="mmrec").markdown
+    table2 = md.split("## Table 2")[1].split("##")[0]
+    assert _cells(table2, "MF-BPR") == [f"**0.2500 ± {np.std([0.2, 0.3], ddof=1):.4f}**"]
+    assert _cells(table2, "SiMGR") == ["**0.2500**"]
+    assert "a model with one seed shows its plain value" in md

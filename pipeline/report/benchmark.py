@@ -81,8 +81,7 @@ def build_report(
         f"- Model selection: each run's epoch was chosen by early stopping on **validation** {short(valid_metric)}; "
         "hyper-parameters are those of `params.yaml`, fixed before testing. No choice was made on the test split.",
         f"- Test users: {', '.join(map(str, n_users))}. Seeds: {', '.join(map(str, seeds))}. "
-        "Cells are mean ± sample std (ddof = 1) over seeds of the test metric, rounded to 4 places; "
-        "best in **bold**, second best <u>underlined</u> (on the rounded means).",
+        f"{cells_text(runs)}; best in **bold**, second best <u>underlined</u> (on the rounded means).",
         f"- Epoch budget: at most {', '.join(map(str, caps)) or 'n/a'} epochs per run (params `train.epochs`, "
         "`run.epoch_cap`), early stopping with `train.patience`. "
         + (f"Runs that reached the budget before early stopping: "
@@ -126,6 +125,15 @@ def build_report(
     roles = {m: "proposed" if m == proposed else "ablation" if m in ablation else "baseline" for m in models}
     table = csv_frame(summary, models, all_metrics, roles)
     return Report("\n".join(lines), table, ablation_models, summary, significance)
+
+
+def cells_text(runs: dict[str, list[dict]]) -> str:
+    """What a table cell holds: mean ± std over seeds, or plain values where a model has one seed."""
+    counts = {len(rs) for rs in runs.values()}
+    if counts == {1}:
+        return "One seed per model: cells are the test metric of that run, rounded to 4 places"
+    text = "Cells are mean ± sample std (ddof = 1) over seeds of the test metric, rounded to 4 places"
+    return text + ("; a model with one seed shows its plain value" if 1 in counts else "")
 
 
 def _p(p: float) -> str:

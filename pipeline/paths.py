@@ -10,6 +10,9 @@
     eval/<dataset>/<model>-<seed>/          recommendations.parquet, user_metrics.parquet
     metrics/<dataset>/<model>-<seed>.json   test/valid metrics of one run (DVC metrics)
     reports/<dataset>.md / .csv             the Table-2-shaped benchmark report
+    reports/plots/<view>/<dataset>.csv      data of the default `dvc plots show` views (curves, table2, ablation, sweeps)
+    reports/summary/<dataset>/<model>.json  test R@20 / N@20 mean and std over seeds (the DVC metrics)
+    exports/<dataset>/...                   `simgr export` outputs (not DVC outputs)
 """
 
 from __future__ import annotations
@@ -45,3 +48,28 @@ def eval_dir(dataset: str, model: str, seed: int | str) -> Path:
 
 def metrics_file(dataset: str, model: str, seed: int | str) -> Path:
     return Path("metrics") / dataset / f"{run_name(model, seed)}.json"
+
+
+REPORTS = Path("reports")
+#: the default `dvc plots show` views, one CSV per dataset in each (pipeline.report.plotdata)
+PLOT_VIEWS = ("curves", "table2", "ablation", "sweeps")
+
+
+def plot_file(view: str, dataset: str, suffix: str = "") -> Path:
+    """``reports/plots/<view>/<dataset><suffix>.csv`` (``suffix`` e.g. ``_pst.nu`` for a sweep)."""
+    if view not in PLOT_VIEWS:
+        raise ValueError(f"plot view must be one of {PLOT_VIEWS}, got {view!r}")
+    return REPORTS / "plots" / view / f"{dataset}{suffix}.csv"
+
+
+def summary_dir(dataset: str) -> Path:
+    return REPORTS / "summary" / dataset
+
+
+def summary_file(dataset: str, model: str) -> Path:
+    return summary_dir(dataset) / f"{model}.json"
+
+
+def export_dir(dataset: str, name: str) -> Path:
+    """Default folder of ``simgr export`` (``name``: a run ``<model>-<seed>`` or ``mmrec``)."""
+    return Path("exports") / dataset / name

@@ -36,6 +36,7 @@ ABLATION_METRICS = ("recall@20", "ndcg@20")
 class Report:
     markdown: str
     table: pl.DataFrame  # the CSV: one row per model
+    table_models: list[str]  # rows of Table 2, in order
     ablation: list[str]  # models of the ablation chart, in order
     summary: dict[str, dict[str, Summary]]
     significance: dict[str, tuple[str, PairedTest]]  # metric -> (best baseline, test)
@@ -124,7 +125,7 @@ def build_report(
             lines += [f"![ablation]({chart})", ""]
     roles = {m: "proposed" if m == proposed else "ablation" if m in ablation else "baseline" for m in models}
     table = csv_frame(summary, models, all_metrics, roles)
-    return Report("\n".join(lines), table, ablation_models, summary, significance)
+    return Report("\n".join(lines), table, table_models, ablation_models, summary, significance)
 
 
 def cells_text(runs: dict[str, list[dict]]) -> str:

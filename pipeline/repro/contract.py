@@ -79,6 +79,8 @@ RULES: tuple[Rule, ...] = (
     Rule("models/*", "derived", "weights: covered by the metrics band"),
     Rule("eval/*", "derived", "rankings: covered by the metrics band"),
     Rule("metrics/*", "band", f"{', '.join(BAND_METRICS)} within {BAND_FACTOR:g} x seed std"),
+    Rule("reports/plots/*", "derived", "plot data built from the metrics and training curves"),
+    Rule("reports/summary/*", "derived", "summary of the metrics (mean, std over seeds)"),
     Rule("reports/*", "derived", "built from the metrics"),
 )
 

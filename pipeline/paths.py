@@ -12,7 +12,8 @@
     reports/<dataset>.md / .csv             the Table-2-shaped benchmark report
     reports/plots/<view>/<dataset>.csv      data of the default `dvc plots show` views (curves, table2, ablation, sweeps)
     reports/summary/<dataset>/<model>.json  test R@20 / N@20 mean and std over seeds (the DVC metrics)
-    exports/<dataset>/...                   `simgr export` outputs (not DVC outputs)
+    exports/<dataset>/<model>-<seed>/       `simgr export`: recommendations, embeddings, FAISS index (not DVC outputs)
+    exports/mmrec/<dataset>/                `simgr export --format mmrec`: the split and features in MMRec's layout
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ def summary_file(dataset: str, model: str) -> Path:
     return summary_dir(dataset) / f"{model}.json"
 
 
-def export_dir(dataset: str, name: str) -> Path:
-    """Default folder of ``simgr export`` (``name``: a run ``<model>-<seed>`` or ``mmrec``)."""
-    return Path("exports") / dataset / name
+def export_dir(dataset: str, model: str, seed: int | str) -> Path:
+    """Default folder of ``simgr export``: recommendations, embeddings and FAISS index of one run."""
+    return Path("exports") / dataset / run_name(model, seed)
+
+
+def mmrec_export_dir(dataset: str) -> Path:
+    """Default folder of ``simgr export --format mmrec``: MMRec's ``data/<name>/`` layout (data_path ``exports/mmrec``)."""
+    return Path("exports") / "mmrec" / dataset

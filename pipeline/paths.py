@@ -8,7 +8,7 @@
     models/<dataset>/<model>-<seed>/        best.pt, embeddings.pt, checkpoint.pt, history.json
     logs/<dataset>/<model>-<seed>/          dvclive per-epoch curves and timing (not DVC outputs: timings differ per run)
     eval/<dataset>/<model>-<seed>/          recommendations.parquet, user_metrics.parquet
-    metrics/<dataset>/<model>-<seed>.json   test/valid metrics of one run (DVC metrics)
+    metrics/<dataset>/<model>-<seed>.json   test/valid metrics of one run (committed; read by the repro check)
     reports/<dataset>.md / .csv             the Table-2-shaped benchmark report
     reports/plots/<view>/<dataset>.csv      data of the default `dvc plots show` views (curves, table2, ablation, sweeps)
     reports/summary/<dataset>/<model>.json  test R@20 / N@20 mean and std over seeds (the DVC metrics)

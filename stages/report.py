@@ -76,7 +76,10 @@ def main(dataset: str) -> None:
 
 def write_plot_data(dataset: str, report: Report, histories: dict[str, list[tuple[str, dict]]], metrics: list[str]) -> None:
     """The default `dvc plots show` views' CSVs and the per-model summary metrics of one dataset."""
-    curves, skipped = validation_curves(histories)
+    roles = dict(zip(report.table["model"], report.table["role"]))
+    # the proposed model first: the chart's first colour, drawn thicker, at the top of the legend
+    order = sorted(histories, key=lambda m: roles.get(m) != "proposed")
+    curves, skipped = validation_curves({m: histories[m] for m in order}, roles)
     write_csv(curves, plot_file("curves", dataset))
     write_csv(bars_frame(report.summary, report.table_models, metrics), plot_file("table2", dataset))
     write_csv(bars_frame(report.summary, report.ablation, list(ABLATION_METRICS)), plot_file("ablation", dataset))

@@ -134,8 +134,10 @@ def test_report_is_byte_reproducible(reported):
 def test_validation_curves_align_seeds_by_epoch(reported):
     # fake_history: seed s runs 3 + s epochs, valid R@20 = 0.1 + 0.01 e + 0.001 s; seed 3 validates even epochs only
     curves = pl.read_csv(reported / "reports" / "plots" / "curves" / "toy.csv")
-    assert curves.columns == ["model", "name", "epoch", "recall@20", "n_seeds"]
-    assert curves["model"].unique(maintain_order=True).to_list() == MODELS
+    assert curves.columns == ["model", "name", "role", "epoch", "recall@20", "n_seeds"]
+    assert dict(curves.select("model", "role").unique().iter_rows()) == {
+        "mf": "baseline", "lightgcn": "baseline", "base": "ablation", "base_sga": "ablation", "simgr": "proposed"}
+    assert curves["model"].unique(maintain_order=True).to_list() == ["simgr", "mf", "lightgcn", "base", "base_sga"]  # proposed first
     mf = curves.filter(pl.col("model") == "mf")
     assert mf["name"].unique().to_list() == ["MF-BPR"]
     assert mf["epoch"].to_list() == [1, 2, 3, 4, 5, 6]

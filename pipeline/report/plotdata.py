@@ -3,7 +3,8 @@
 The report stage writes, per dataset (paths in :mod:`pipeline.paths`; every file is committed):
 
 ``reports/plots/curves/<ds>.csv``
-    ``model, name, epoch, recall@20, n_seeds``: validation R@20 per epoch, one series per model,
+    ``model, name, role, epoch, recall@20, n_seeds``: validation R@20 per epoch, one series per model
+    (``role``: proposed, baseline or ablation; the chart draws the proposed model thicker),
     the mean over the seeds that validated at that epoch (:func:`validation_curves`). The epochs
     are those each run's ``history.json`` ``curve`` lists (every epoch, or every N epochs), aligned
     by epoch number; where seeds stopped at different epochs, ``n_seeds`` says how many are in a mean.
@@ -44,15 +45,17 @@ SUMMARY_METRICS = ("recall@20", "ndcg@20")
 CURVE_DECIMALS = 6
 
 
-def validation_curves(histories: Mapping[str, Sequence[tuple[str, Any]]], metric: str = CURVE_METRIC) -> tuple[pl.DataFrame, int]:
+def validation_curves(histories: Mapping[str, Sequence[tuple[str, Any]]], roles: Mapping[str, str] | None = None,
+                      metric: str = CURVE_METRIC) -> tuple[pl.DataFrame, int]:
     """Per model and epoch, the mean over seeds of the validation ``metric`` in ``history.json`` curves.
 
     ``histories``: model -> ``[(source, history), ...]`` (one per seed; ``source`` names the file in
-    errors). An epoch row without the metric (a run that did not validate at that epoch) is
+    errors); ``roles``: model -> role (default "baseline"). An epoch row without the metric (a run that did not validate at that epoch) is
     skipped and counted. Returns the ``curves`` frame (models in the given order, epochs
     increasing) and the number of rows skipped.
     """
-    rows: list[tuple[str, str, int, float, int]] = []
+    roles = roles or {}
+    rows: list[tuple[str, str, str, int, float, int]] = []
     skipped = 0
     for model, runs in histories.items():
         per_epoch: dict[int, list[float]] = {}
@@ -75,8 +78,8 @@ def validation_curves(histories: Mapping[str, Sequence[tuple[str, Any]]], metric
                 raise UserError(f"{source}: no epoch of 'curve' has a validation '{metric}'")
         for epoch in sorted(per_epoch):
             values = per_epoch[epoch]
-            rows.append((model, display(model), epoch, round(float(np.mean(values)), CURVE_DECIMALS), len(values)))
-    schema = {"model": pl.String, "name": pl.String, "epoch": pl.Int64, metric: pl.Float64, "n_seeds": pl.Int64}
+            rows.append((model, display(model), roles.get(model, "baseline"), epoch, round(float(np.mean(values)), CURVE_DECIMALS), len(values)))
+    schema = {"model": pl.String, "name": pl.String, "role": pl.String, "epoch": pl.Int64, metric: pl.Float64, "n_seeds": pl.Int64}
     return pl.DataFrame(rows, schema=schema, orient="row"), skipped
 
 

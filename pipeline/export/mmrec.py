@@ -100,7 +100,7 @@ def export_mmrec(ingest_dir: str | Path, features_dir: str | Path | None, out_di
 def _dataset_config(name: str, features: dict[str, Any]) -> str:
     lines = [
         f"# MMRec dataset config for {name} (copy to MMRec's src/configs/dataset/{name}.yaml; data_path = the",
-        f"# folder above this one). Written by `simgr export --format mmrec`: our split, x_label 0/1/2 = train/valid/test.",
+        "# folder above this one). Written by `simgr export --format mmrec`: our split, x_label 0/1/2 = train/valid/test.",
         "USER_ID_FIELD: userID",
         "ITEM_ID_FIELD: itemID",
         "TIME_FIELD: timestamp",

@@ -8,8 +8,12 @@
     models/<dataset>/<model>-<seed>/        best.pt, embeddings.pt, checkpoint.pt, history.json
     logs/<dataset>/<model>-<seed>/          dvclive per-epoch curves and timing (not DVC outputs: timings differ per run)
     eval/<dataset>/<model>-<seed>/          recommendations.parquet, user_metrics.parquet
-    metrics/<dataset>/<model>-<seed>.json   test/valid metrics of one run (DVC metrics)
+    metrics/<dataset>/<model>-<seed>.json   test/valid metrics of one run (committed; read by the repro check)
     reports/<dataset>.md / .csv             the Table-2-shaped benchmark report
+    reports/plots/<view>/<dataset>.csv      data of the default `dvc plots show` views (curves, table2, ablation, sweeps)
+    reports/summary/<dataset>/<model>.json  test R@20 / N@20 mean and std over seeds (the DVC metrics)
+    exports/<dataset>/<model>-<seed>/       `simgr export`: recommendations, embeddings, FAISS index (not DVC outputs)
+    exports/mmrec/<dataset>/                `simgr export --format mmrec`: the split and features in MMRec's layout
 """
 
 from __future__ import annotations
@@ -45,3 +49,33 @@ def eval_dir(dataset: str, model: str, seed: int | str) -> Path:
 
 def metrics_file(dataset: str, model: str, seed: int | str) -> Path:
     return Path("metrics") / dataset / f"{run_name(model, seed)}.json"
+
+
+REPORTS = Path("reports")
+#: the default `dvc plots show` views, one CSV per dataset in each (pipeline.report.plotdata)
+PLOT_VIEWS = ("curves", "table2", "ablation", "sweeps")
+
+
+def plot_file(view: str, dataset: str, suffix: str = "") -> Path:
+    """``reports/plots/<view>/<dataset><suffix>.csv`` (``suffix`` e.g. ``_pst.nu`` for a sweep)."""
+    if view not in PLOT_VIEWS:
+        raise ValueError(f"plot view must be one of {PLOT_VIEWS}, got {view!r}")
+    return REPORTS / "plots" / view / f"{dataset}{suffix}.csv"
+
+
+def summary_dir(dataset: str) -> Path:
+    return REPORTS / "summary" / dataset
+
+
+def summary_file(dataset: str, model: str) -> Path:
+    return summary_dir(dataset) / f"{model}.json"
+
+
+def export_dir(dataset: str, model: str, seed: int | str) -> Path:
+    """Default folder of ``simgr export``: recommendations, embeddings and FAISS index of one run."""
+    return Path("exports") / dataset / run_name(model, seed)
+
+
+def mmrec_export_dir(dataset: str) -> Path:
+    """Default folder of ``simgr export --format mmrec``: MMRec's ``data/<name>/`` layout (data_path ``exports/mmrec``)."""
+    return Path("exports") / "mmrec" / dataset

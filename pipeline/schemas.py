@@ -32,6 +32,9 @@ Tables (``*`` = optional column, present when the source has it):
     items, eq. 21), weight float32 (the fused similarity S^f). One row per (user, item).
 ``recommendations``  (eval/<ds>/<run>/recommendations.parquet)
     user int32, item int32, rank int16 (0 = top), score float32.
+``export_recommendations``  (exports/<ds>/<run>/recommendations.parquet, ``simgr export``)
+    user int32, user_id str (raw id), rank int16 (1 = best), item int32, item_id str (raw id,
+    the asin), score float32 (inner product of the final embeddings). One row per (user, rank).
 ``user_metrics``  (eval/<ds>/<run>/user_metrics.parquet)
     user int32, split str in {valid, test}, n_relevant int32, then one float64 column per
     metric (``recall@20``, ``ndcg@20``, ...).
@@ -83,6 +86,16 @@ def _non_negative(*columns: str) -> Check:
         for c in columns:
             if df.height and df[c].min() < 0:
                 return f"column '{c}' has negative values (min {df[c].min()})"
+        return None
+
+    return check
+
+
+def _positive(*columns: str) -> Check:
+    def check(df: pl.DataFrame) -> str | None:
+        for c in columns:
+            if df.height and df[c].min() < 1:
+                return f"column '{c}' must be >= 1 (min {df[c].min()})"
         return None
 
     return check
@@ -168,6 +181,12 @@ SCHEMAS: dict[str, TableSchema] = {
         {"user": _ID, "item": _ID, "rank": pl.Int16, "score": pl.Float32},
         unique=("user", "rank"),
         checks=(_non_negative("user", "item", "rank"),),
+    ),
+    "export_recommendations": TableSchema(
+        "export_recommendations",
+        {"user": _ID, "user_id": pl.String, "rank": pl.Int16, "item": _ID, "item_id": pl.String, "score": pl.Float32},
+        unique=("user", "rank"),
+        checks=(_non_negative("user", "item"), _positive("rank")),
     ),
     "user_metrics": TableSchema(
         "user_metrics",

@@ -1,8 +1,8 @@
 """The `simgr` command line. Subcommands mirror the DVC stages, for use outside DVC.
 
 Stage-mirroring commands (`simgr features magazine`) run exactly what `dvc repro` runs for that
-stage, with the parameters in ``params.yaml``. `simgr ingest`, `simgr synth` and
-`simgr recommend` work on a user's own files. A ``UserError`` is printed as one line (no
+stage, with the parameters in ``params.yaml``. `simgr ingest`, `simgr synth`, `simgr recommend`
+and `simgr export` work on a user's own files or on the pipeline's outputs, outside DVC. A ``UserError`` is printed as one line (no
 traceback) with exit status 2.
 """
 
@@ -166,6 +166,49 @@ def recommend(
         mark = f"  [held-out {row['held_out']}]" if row["held_out"] else ""
         name = row["title"] if row["title"] != row["asin"] else f"(no title) {row['brand']}".rstrip()
         typer.echo(f"{row['rank']:>3}  {row['score']:8.4f}  {row['asin']}  {name}{mark}")
+
+
+@app.command()
+def export(
+    dataset: str = typer.Option("magazine", "--dataset", help="dataset name"),
+    model: Optional[str] = typer.Option(None, "--model", help="model name of the trained run (not needed with --format mmrec)"),
+    seed: int = typer.Option(1, "--seed", help="seed of the trained run"),
+    k: int = typer.Option(20, "-k", help="recommendations per user"),
+    exclude: str = typer.Option("train,valid,test", "--exclude", help="splits whose items a user is not recommended (comma-separated; 'train' = the evaluation's masking)"),
+    fmt: str = typer.Option("serve", "--format", help="serve: recommendations, embeddings and a FAISS index of a run; mmrec: the dataset's split and features in MMRec's layout"),
+    out: Optional[str] = typer.Option(None, "--out", help="output folder (default exports/<dataset>/<model>-<seed>, or exports/mmrec/<dataset>)"),
+) -> None:
+    """Export a trained run for serving, or a dataset for MMRec, outside DVC."""
+    from pathlib import Path
+
+    from pipeline.paths import export_dir, mmrec_export_dir, model_dir, stage_dir
+
+    ingest = stage_dir(dataset, "ingest")
+    if not (ingest / "interactions.parquet").exists():
+        raise UserError(f"{ingest / 'interactions.parquet'}: file not found (ingest the dataset first: simgr ingest / dvc repro ingest@{dataset})")
+    if fmt == "mmrec":
+        from pipeline.export.mmrec import export_mmrec
+
+        folder = Path(out) if out else mmrec_export_dir(dataset)
+        done = export_mmrec(ingest, stage_dir(dataset, "features"), folder, dataset)
+        typer.echo(f"{folder}: {dataset}.inter ({done['n_interactions']} interactions, "
+                   f"{', '.join(f'{s} {n}' for s, n in done['splits'].items())}), id maps, "
+                   f"{', '.join(done['features']) or 'no feature matrix'}, {dataset}.yaml (MMRec data_path: {folder.parent})")
+        return
+    if fmt != "serve":
+        raise UserError(f"--format: expected 'serve' or 'mmrec', got {fmt!r}")
+    if not model:
+        raise UserError("--model: required with --format serve (the run to export, e.g. --model simgr --seed 1)")
+    from pipeline.export.serving import export_run
+
+    run = model_dir(dataset, model, seed)
+    if not run.is_dir():
+        raise UserError(f"{run}: run directory not found (train it: simgr train {dataset} {model} {seed})")
+    folder = Path(out) if out else export_dir(dataset, model, seed)
+    manifest = export_run(ingest, run, folder, k=k, exclude=[s for s in exclude.split(",") if s], run=run.as_posix())
+    typer.echo(f"{folder}: top {k} of {manifest['n_users']} users ({manifest['n_recommendations']} rows, "
+               f"{'+'.join(manifest['excluded']) or 'nothing'} masked), user/item embeddings ({manifest['dim']}-d), "
+               "items.faiss, manifest.json")
 
 
 def main() -> None:

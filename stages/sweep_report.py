@@ -15,8 +15,9 @@ Run a sweep on one dataset, export the experiments, then plot one parameter::
 models for ``pst.*``/``apfi.*``. Parameters stay chosen on validation: the plots show how the
 test metrics move, they are not used to pick values.)
 
-Writes ``reports/sweeps/<dataset>_<param>.csv`` (one row per value: mean over seeds of the
-model's test metrics) and ``.png`` (Recall@20 and NDCG@20 against the value).
+Reads the model's summary metrics ``reports/summary/<dataset>/<model>.json`` of every experiment
+(test metrics, mean over seeds). Writes ``reports/sweeps/<dataset>_<param>.csv`` (one row per
+value) and ``.png`` (Recall@20 and NDCG@20 against the value).
 
 Usage: python -m stages.sweep_report <exp_show.json> <dataset> <param> [model]
 """
@@ -26,8 +27,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.log import get_logger
-from pipeline.params import get, load_params, read_json
-from pipeline.paths import metrics_file
+from pipeline.params import read_json
+from pipeline.paths import summary_file
 from pipeline.report.plots import line_plot
 from pipeline.report.sweep import sweep_table
 from pipeline.report.tables import short
@@ -39,10 +40,9 @@ METRICS = ["recall@20", "ndcg@20"]
 
 
 def main(exp_show: str, dataset: str, param: str, model: str = "simgr") -> None:
-    params = load_params()
-    seeds = get(params, "run.seeds")
-    files = [metrics_file(dataset, model, s).as_posix() for s in seeds]
-    table, skipped = sweep_table(read_json(exp_show), param, files, METRICS)
+    files = [summary_file(dataset, model).as_posix()]
+    table, skipped = sweep_table(read_json(exp_show), param, files, [short(m) for m in METRICS])
+    table = table.rename({short(m): m for m in METRICS})
     out = Path("reports") / "sweeps"
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{dataset}_{param}"

@@ -21,6 +21,17 @@ PARAMS = {
 }
 
 
+def fake_history(seed: int) -> dict:
+    """A history.json of ``3 + seed`` epochs; seed 3 validates every other epoch (rows without 'valid')."""
+    curve = []
+    for e in range(1, 4 + seed):
+        row = {"epoch": e, "loss": {"bpr": 0.7 - 0.01 * e}}
+        if seed != 3 or e % 2 == 0:
+            row["valid"] = {"recall@20": round(0.1 + 0.01 * e + 0.001 * seed, 6)}
+        curve.append(row)
+    return {"best_epoch": 3, "epochs": 3 + seed, "valid": {}, "curve": curve}
+
+
 def write_fake_dataset(root, params=PARAMS, seed=0):
     """data/toy/ingest/*.parquet, models/toy/<run>/{embeddings.pt, history.json} and params.yaml under ``root``."""
     rng = np.random.default_rng(seed)
@@ -44,7 +55,7 @@ def write_fake_dataset(root, params=PARAMS, seed=0):
             d = root / "models" / "toy" / f"{model}-{s}"
             d.mkdir(parents=True)
             torch.save({"user": torch.randn(N_USERS, 4, generator=g), "item": torch.randn(N_ITEMS, 4, generator=g)}, d / "embeddings.pt")
-            (d / "history.json").write_text(json.dumps({"best_epoch": 3, "epochs": 5, "valid": {}}))
+            (d / "history.json").write_text(json.dumps(fake_history(s)))
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return inter
 

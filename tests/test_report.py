@@ -119,7 +119,8 @@ def test_ablation_table_and_chart(reported):
 def test_report_is_byte_reproducible(reported):
     from stages.report import main as report_main
 
-    files = [reported / "reports" / f for f in ("toy.md", "toy.csv", "toy_ablation.png")]
+    files = [reported / "reports" / f for f in ("toy.md", "toy.csv", "toy_ablation.png", "plots/curves/toy.csv",
+                                                "plots/table2/toy.csv", "plots/ablation/toy.csv", "summary/toy/simgr.json")]
     first = [f.read_bytes() for f in files]
     mp = pytest.MonkeyPatch()
     mp.chdir(reported)
@@ -128,6 +129,78 @@ def test_report_is_byte_reproducible(reported):
     finally:
         mp.undo()
     assert [f.read_bytes() for f in files] == first
+
+
+def test_validation_curves_align_seeds_by_epoch(reported):
+    # fake_history: seed s runs 3 + s epochs, valid R@20 = 0.1 + 0.01 e + 0.001 s; seed 3 validates even epochs only
+    curves = pl.read_csv(reported / "reports" / "plots" / "curves" / "toy.csv")
+    assert curves.columns == ["model", "name", "role", "epoch", "recall@20", "n_seeds"]
+    assert dict(curves.select("model", "role").unique().iter_rows()) == {
+        "mf": "baseline", "lightgcn": "baseline", "base": "ablation", "base_sga": "ablation", "simgr": "proposed"}
+    assert curves["model"].unique(maintain_order=True).to_list() == ["simgr", "mf", "lightgcn", "base", "base_sga"]  # proposed first
+    mf = curves.filter(pl.col("model") == "mf")
+    assert mf["name"].unique().to_list() == ["MF-BPR"]
+    assert mf["epoch"].to_list() == [1, 2, 3, 4, 5, 6]
+    assert mf["n_seeds"].to_list() == [2, 3, 2, 3, 1, 1]
+    expected = [(0.111 + 0.112) / 2, (0.121 + 0.122 + 0.123) / 3, (0.131 + 0.132) / 2, (0.141 + 0.142 + 0.143) / 3, 0.152, 0.163]
+    assert mf["recall@20"].to_list() == pytest.approx(expected, abs=1e-12)
+
+
+def test_bar_chart_data_and_summary_metrics_recompute_from_metrics_files(reported):
+    table2 = pl.read_csv(reported / "reports" / "plots" / "table2" / "toy.csv")
+    assert table2.columns == ["model", "name", "metric", "mean", "std", "n_seeds"]
+    assert table2["model"].unique(maintain_order=True).to_list() == ["mf", "lightgcn", "simgr"]
+    assert table2.filter(pl.col("model") == "mf")["metric"].to_list() == ["R@10", "R@20", "N@10", "N@20"]
+    ablation = pl.read_csv(reported / "reports" / "plots" / "ablation" / "toy.csv")
+    assert ablation.select("name", "metric").rows() == [(n, m) for n in ("Base", "Base+SGA", "SiMGR") for m in ("R@20", "N@20")]
+    for frame in (table2, ablation):
+        for row in frame.iter_rows(named=True):
+            metric = {"R@10": "recall@10", "R@20": "recall@20", "N@10": "ndcg@10", "N@20": "ndcg@20"}[row["metric"]]
+            vals = np.array([_json(reported, row["model"], s)["test"][metric] for s in (1, 2, 3)])
+            assert (row["mean"], row["std"], row["n_seeds"]) == (round(vals.mean(), 4), round(vals.std(ddof=1), 4), 3)
+    summaries = sorted(p.name for p in (reported / "reports" / "summary" / "toy").iterdir())
+    assert summaries == sorted(f"{m}.json" for m in MODELS)
+    for model in MODELS:
+        got = json.loads((reported / "reports" / "summary" / "toy" / f"{model}.json").read_text())
+        want = {}
+        for metric, key in (("recall@20", "R@20"), ("ndcg@20", "N@20")):
+            vals = np.array([_json(reported, model, s)["test"][metric] for s in (1, 2, 3)])
+            want |= {key: round(vals.mean(), 4), f"{key}_std": round(vals.std(ddof=1), 4)}
+        assert got == want | {"n_seeds": 3}
+
+
+def test_summary_of_one_seed_has_no_std():
+    from pipeline.report.plotdata import bars_frame, summary_metrics
+    from pipeline.report.tables import summarize
+
+    one = {"recall@20": summarize([0.25]), "ndcg@20": summarize([0.125])}
+    assert summary_metrics(one) == {"R@20": 0.25, "R@20_std": None, "N@20": 0.125, "N@20_std": None, "n_seeds": 1}
+    bars = bars_frame({"mf": one}, ["mf"], ["recall@20"])
+    assert bars.rows() == [("mf", "MF-BPR", "R@20", 0.25, None, 1)]
+
+
+def test_validation_curves_name_the_bad_file():
+    from pipeline.errors import UserError
+    from pipeline.report.plotdata import validation_curves
+
+    with pytest.raises(UserError, match=r"models/x/mf-1/history.json: missing list field 'curve'"):
+        validation_curves({"mf": [("models/x/mf-1/history.json", {"best_epoch": 1})]})
+    with pytest.raises(UserError, match=r"h.json: curve\[1\] has no integer 'epoch'"):
+        validation_curves({"mf": [("h.json", {"curve": [{"epoch": 1, "valid": {"recall@20": 0.1}}, {"valid": {}}]})]})
+    with pytest.raises(UserError, match=r"h.json: no epoch of 'curve' has a validation 'recall@20'"):
+        validation_curves({"mf": [("h.json", {"curve": [{"epoch": 1, "loss": {"bpr": 0.6}}]})]})
+
+
+def test_sensitivity_frame_sorted_by_value_and_duplicates_refused():
+    from pipeline.errors import UserError
+    from pipeline.report.plotdata import sensitivity_frame
+
+    frame = sensitivity_frame([0.9, 0.3, 0.5], [0.21, 0.2, 0.23456], [0.19, 0.18, 0.2])
+    assert frame.rows() == [(0.3, 0.2, 0.18), (0.5, 0.2346, 0.2), (0.9, 0.21, 0.19)]
+    with pytest.raises(UserError, match="magazine pst.nu: parameter value 0.3 appears more than once"):
+        sensitivity_frame([0.3, 0.3], [0.1, 0.2], [0.1, 0.2], what="magazine pst.nu")
+    with pytest.raises(UserError, match="2 parameter values but 1 validation and 2 test means"):
+        sensitivity_frame([0.3, 0.5], [0.1], [0.1, 0.2])
 
 
 def test_marks_on_rounded_values_share_ties():
@@ -150,6 +223,7 @@ def test_paired_test_hand_computed():
 
 def _state(name, nu, r20, error=None, exps=None):
     files = {f"metrics/toy/simgr-{s}.json": {"data": {"test": {"recall@20": r + s / 100, "ndcg@20": r / 2}}} for s, r in zip((1, 2), r20)}
+    files["reports/summary/toy/simgr.json"] = {"data": {"R@20": (r20[0] + r20[1] + 0.03) / 2, "N@20": (r20[0] + r20[1]) / 4}}
     data = None if error else {"rev": name, "params": {"params.yaml": {"data": {"pst": {"nu": nu}}}}, "metrics": files}
     return {"rev": name, "name": name, "data": data, "error": error, "experiments": exps}
 
@@ -161,8 +235,9 @@ def test_sweep_table_from_dvc_exp_show(tmp_path, monkeypatch):
     exps = [{"revs": [_state("e1", 0.3, (0.1, 0.2)), _state("e2", 0.9, (0.3, 0.5))]},
             {"revs": [_state("e3", 0.3, (0.3, 0.4)), _state("bad", 0.7, (0, 0), error={"msg": "failed"})]}]
     show = [_state("workspace", 0.5, (0.2, 0.2)), _state("HEAD", 0.5, (0.2, 0.2), exps=exps)]
-    files = ["metrics/toy/simgr-1.json", "metrics/toy/simgr-2.json"]
-    table, skipped = sweep_table(show, "pst.nu", files, ["recall@20", "ndcg@20"])
+    files = ["metrics/toy/simgr-1.json", "metrics/toy/simgr-2.json"]  # per-run files: mean over them of test.<metric>
+    table, skipped = sweep_table(show, "pst.nu", files, ["test.recall@20", "test.ndcg@20"])
+    table = table.rename({"test.recall@20": "recall@20", "test.ndcg@20": "ndcg@20"})
     assert skipped == 1
     assert table["pst.nu"].to_list() == [0.3, 0.5, 0.9]
     assert table["n_experiments"].to_list() == [2, 1, 1]  # workspace == HEAD counted once
@@ -173,7 +248,47 @@ def test_sweep_table_from_dvc_exp_show(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text("run:\n  seeds: [1, 2]\n")
     (tmp_path / "exp.json").write_text(json.dumps(show))
-    sweep_main("exp.json", "toy", "pst.nu")
+    sweep_main("exp.json", "toy", "pst.nu")  # reads the summary file, whose means equal the per-run means here
     csv = pl.read_csv(tmp_path / "reports" / "sweeps" / "toy_pst.nu.csv")
     assert csv["recall@20"].to_list() == [0.265, 0.215, 0.415]
+    assert csv["ndcg@20"].to_list() == [0.125, 0.1, 0.2]
     assert (tmp_path / "reports" / "sweeps" / "toy_pst.nu.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _run(r20: float, n10: float) -> dict:
+    test = {"recall@10": r20 / 2, "recall@20": r20, "ndcg@10": n10, "ndcg@20": n10 * 1.5}
+    return {"test": test, "n_test_users": 2, "max_epochs": 10, "stop_reason": "early_stopping"}
+
+
+def _user_frames(values: list[float]) -> list[pl.DataFrame]:
+    cols = {m: values for m in ("recall@10", "recall@20", "ndcg@10", "ndcg@20")}
+    return [pl.DataFrame({"user": [0, 1], **cols})]
+
+
+def test_one_seed_shows_plain_values_not_a_missing_std():
+    from pipeline.report.benchmark import build_report
+
+    runs = {"mf": [_run(0.2, 0.1)], "simgr": [_run(0.25, 0.125)], "base": [_run(0.125, 0.0625)]}
+    users = {"mf": _user_frames([0.1, 0.3]), "simgr": _user_frames([0.2, 0.3]), "base": _user_frames([0.1, 0.1])}
+    report = build_report("toy", runs, users, seeds=[1], metrics=["recall@20", "ndcg@10"], proposed="simgr",
+                          ablation=["base"], protocol="mmrec")
+    assert "±" not in report.markdown and "| -" not in report.markdown
+    table2 = report.markdown.split("## Table 2")[1].split("##")[0]
+    assert _cells(table2, "MF-BPR") == ["<u>0.2000</u>", "<u>0.1000</u>"]
+    assert _cells(table2, "SiMGR") == ["**0.2500**", "**0.1250**"]
+    assert _cells(report.markdown.split("## Figure 3")[1], "Base") == ["<u>0.1250</u>", "<u>0.0938</u>"]
+    assert "One seed per model: cells are the test metric of that run" in report.markdown
+    assert report.table["recall@20_std"].to_list() == [None, None, None]
+
+
+def test_a_model_with_one_seed_among_several_shows_its_plain_value():
+    from pipeline.report.benchmark import build_report
+
+    runs = {"mf": [_run(0.2, 0.1), _run(0.3, 0.1)], "simgr": [_run(0.25, 0.125)]}
+    users = {"mf": _user_frames([0.1, 0.3]) * 2, "simgr": _user_frames([0.2, 0.3])}
+    md = build_report("toy", runs, users, seeds=[1, 2], metrics=["recall@20"], proposed="simgr", ablation=[],
+                      protocol="mmrec").markdown
+    table2 = md.split("## Table 2")[1].split("##")[0]
+    assert _cells(table2, "MF-BPR") == [f"**0.2500 ± {np.std([0.2, 0.3], ddof=1):.4f}**"]
+    assert _cells(table2, "SiMGR") == ["**0.2500**"]
+    assert "a model with one seed shows its plain value" in md

@@ -138,7 +138,7 @@ def build_stats(
     inter: pl.DataFrame, items: pl.DataFrame, n_users: int, *, fmt: str, cfg: IngestConfig, rows_read: int,
     dropped: dict[str, int], rounds: list[dict[str, int]] | None, meta_counts: dict[str, int], with_image: int | None,
 ) -> dict[str, Any]:
-    """The ``stats.json`` DVC metrics of an ingested dataset."""
+    """The ``stats.json`` of an ingested dataset (a committed output)."""
     n_items, n = items.height, inter.height
     splits = {name: int((inter["split"] == name).sum()) for name in SPLIT_NAMES}
     with_meta = {f"with_{f}": int(items[f].is_not_null().sum()) for f in TEXT_FIELDS if f in items.columns}

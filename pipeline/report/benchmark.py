@@ -36,6 +36,7 @@ ABLATION_METRICS = ("recall@20", "ndcg@20")
 class Report:
     markdown: str
     table: pl.DataFrame  # the CSV: one row per model
+    table_models: list[str]  # rows of Table 2, in order
     ablation: list[str]  # models of the ablation chart, in order
     summary: dict[str, dict[str, Summary]]
     significance: dict[str, tuple[str, PairedTest]]  # metric -> (best baseline, test)
@@ -81,8 +82,7 @@ def build_report(
         f"- Model selection: each run's epoch was chosen by early stopping on **validation** {short(valid_metric)}; "
         "hyper-parameters are those of `params.yaml`, fixed before testing. No choice was made on the test split.",
         f"- Test users: {', '.join(map(str, n_users))}. Seeds: {', '.join(map(str, seeds))}. "
-        "Cells are mean ± sample std (ddof = 1) over seeds of the test metric, rounded to 4 places; "
-        "best in **bold**, second best <u>underlined</u> (on the rounded means).",
+        f"{cells_text(runs)}; best in **bold**, second best <u>underlined</u> (on the rounded means).",
         f"- Training budget: validation every `train.valid_every_steps` Adam steps (at epoch ends), early stopping "
         f"after `train.patience` validations without improvement, at most {', '.join(map(str, caps)) or 'n/a'} "
         "validations per run. "
@@ -126,7 +126,16 @@ def build_report(
             lines += [f"![ablation]({chart})", ""]
     roles = {m: "proposed" if m == proposed else "ablation" if m in ablation else "baseline" for m in models}
     table = csv_frame(summary, models, all_metrics, roles)
-    return Report("\n".join(lines), table, ablation_models, summary, significance)
+    return Report("\n".join(lines), table, table_models, ablation_models, summary, significance)
+
+
+def cells_text(runs: dict[str, list[dict]]) -> str:
+    """What a table cell holds: mean ± std over seeds, or plain values where a model has one seed."""
+    counts = {len(rs) for rs in runs.values()}
+    if counts == {1}:
+        return "One seed per model: cells are the test metric of that run, rounded to 4 places"
+    text = "Cells are mean ± sample std (ddof = 1) over seeds of the test metric, rounded to 4 places"
+    return text + ("; a model with one seed shows its plain value" if 1 in counts else "")
 
 
 def _p(p: float) -> str:

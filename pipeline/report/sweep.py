@@ -3,8 +3,9 @@
 ``dvc exp show --json`` (DVC 3) is a list of experiment states ``{"rev", "name", "data": {"params":
 {"params.yaml": {"data": {...}}}, "metrics": {"<file>": {"data": {...}}}, ...}, "error",
 "experiments": [{"revs": [<state>, ...], ...}]}``. :func:`sweep_table` walks every state (workspace,
-baselines, their experiments), reads the parameter value and the test metrics of one model's runs
-(mean over seeds), and returns one row per parameter value.
+baselines, their experiments), reads the parameter value and metrics (dotted keys) from DVC
+metrics files -- the report stage's ``reports/summary/<ds>/<model>.json``, whose ``R@20`` is
+already the mean over seeds -- and returns one row per parameter value.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ def sweep_table(exp_show: list[dict[str, Any]], param: str, metric_files: list[s
     """Rows (``param``, ``n_experiments``, one column per metric) sorted by value, and the number of
     states skipped (failed, queued, or lacking the parameter or a metrics file).
 
-    Each state's metric is the mean over ``metric_files`` (one per seed) of ``test.<metric>``;
-    states sharing a parameter value (the workspace and its baseline, reruns) are averaged after
-    removing exact duplicates.
+    Each state's metric is the mean over ``metric_files`` of the dotted key ``metric`` (e.g.
+    ``R@20`` of a summary file); states sharing a parameter value (the workspace and its
+    baseline, reruns) are averaged after removing exact duplicates.
     """
     rows, skipped = [], 0
     for state in iter_states(exp_show):
@@ -50,16 +51,16 @@ def sweep_table(exp_show: list[dict[str, Any]], param: str, metric_files: list[s
             continue
         value = _dotted(((data.get("params") or {}).get(params_file) or {}).get("data"), param)
         files = data.get("metrics") or {}
-        results = [((files.get(f) or {}).get("data") or {}).get("test") for f in metric_files]
+        results = [(files.get(f) or {}).get("data") for f in metric_files]
         if not isinstance(value, (int, float)) or isinstance(value, bool) or any(not isinstance(r, dict) for r in results):
             skipped += 1
             continue
         try:
-            rows.append((float(value), *(float(np.mean([r[m] for r in results])) for m in metrics)))
-        except (KeyError, TypeError):
+            rows.append((float(value), *(float(np.mean([_dotted(r, m) for r in results])) for m in metrics)))
+        except TypeError:  # a metric missing (None) or not a number
             skipped += 1
     if not rows:
-        raise UserError(f"dvc exp show output: no experiment has numeric '{param}' and test metrics in {metric_files}")
+        raise UserError(f"dvc exp show output: no experiment has numeric '{param}' and the metrics {metrics} in {metric_files}")
     frame = pl.DataFrame(sorted(set(rows)), schema=[param, *metrics], orient="row")
     table = frame.group_by(param).agg(pl.len().alias("n_experiments"), *(pl.col(m).mean() for m in metrics)).sort(param)
     return table.with_columns(pl.col("n_experiments").cast(pl.Int64)), skipped

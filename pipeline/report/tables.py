@@ -1,8 +1,8 @@
 """Table 2 and Figure 3 of the paper from per-run metrics: mean ± std over seeds, marks, RelImp.
 
 Every number shown is recomputable from ``metrics/<ds>/<model>-<seed>.json``: the mean and the
-sample standard deviation (ddof = 1; "-" for a single seed) over seeds of each test metric,
-rounded to :data:`DECIMALS` places. Best (bold) and second best (underlined) are marked per column
+sample standard deviation (ddof = 1) over seeds of each test metric, rounded to :data:`DECIMALS`
+places; a model run with one seed shows its plain value (no spread to report). Best (bold) and second best (underlined) are marked per column
 on the *rounded* means, among the rows of the table, ties sharing a mark. RelImp is
 ``(proposed / best other - 1) * 100`` on the unrounded means, per column, where "other" excludes the
 proposed model's ablation variants.
@@ -95,7 +95,8 @@ def rel_imp(summary: dict[str, dict[str, Summary]], proposed: str, others: list[
 
 
 def cell(s: Summary, mark: str = "") -> str:
-    text = f"{fmt(s.mean)} ± {fmt(s.std)}"
+    """``mean ± std``, or the plain value when there is no spread (one seed)."""
+    text = fmt(s.mean) if math.isnan(s.std) else f"{fmt(s.mean)} ± {fmt(s.std)}"
     if mark == "best":
         return f"**{text}**"
     if mark == "second":

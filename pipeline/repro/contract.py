@@ -17,6 +17,9 @@ lock). The kinds:
                rankings, reports): not compared byte for byte across machines; they are covered
                by the metrics computed from them.
 ``represented`` a large output compared through another file (its fingerprint).
+``trusted``    hyper-parameter studies: never rebuilt by the check (hours of trials); their
+               committed tables are taken as they are, and the staleness check still requires their
+               code, params and (machine-independent) inputs to be those dvc.lock records.
 
 Tolerances were set from measurements (docs/reproducibility.md): with torch and MKL forced onto
 their AVX2 and generic code paths, text vectors moved by at most 1e-6 in L2 and similarity
@@ -73,12 +76,17 @@ RULES: tuple[Rule, ...] = (
     Rule("data/*/neighbors/fingerprint.parquet", "ties", f"equal up to ties (margin <= {SCORE_TOL:g})"),
     Rule("data/*/neighbors/neighbors.json", "exact", "committed JSON values but recall at ties"),
     Rule("data/*/graph/thresholds.parquet", "exact", "md5 in dvc.lock"),
+    Rule("data/*/graph/candidates", "represented", "through its fingerprint", "data/{ds}/graph/fingerprint.parquet"),
+    Rule("data/*/graph/pseudo_edges.parquet", "represented", "through its fingerprint", "data/{ds}/graph/fingerprint.parquet"),
     Rule("data/*/graph/edges.parquet", "represented", "through its fingerprint", "data/{ds}/graph/fingerprint.parquet"),
     Rule("data/*/graph/fingerprint.parquet", "ties", f"observed exact, pseudo equal up to ties (margin <= {SCORE_TOL:g})"),
     Rule("data/*/graph/graph.json", "exact", "committed JSON values but pseudo-edge counts"),
+    Rule("tuning/*", "trusted", "taken from the commit: studies are not rebuilt (hours of trials)"),
     Rule("models/*", "derived", "weights: covered by the metrics band"),
     Rule("eval/*", "derived", "rankings: covered by the metrics band"),
     Rule("metrics/*", "band", f"{', '.join(BAND_METRICS)} within {BAND_FACTOR:g} x seed std"),
+    Rule("reports/plots/*", "derived", "plot data built from the metrics and training curves"),
+    Rule("reports/summary/*", "derived", "summary of the metrics (mean, std over seeds)"),
     Rule("reports/*", "derived", "built from the metrics"),
 )
 
@@ -94,4 +102,6 @@ def rule_for(path: str) -> Rule:
 def dataset_of(path: str) -> str:
     """The dataset a ``data/<ds>/...``, ``metrics/<ds>/...`` (etc.) output belongs to."""
     parts = path.split("/")
-    return parts[2] if parts[:2] == ["data", "raw"] else parts[1]
+    if parts[:2] == ["data", "raw"] or parts[:2] in (["reports", "plots"], ["reports", "summary"]):
+        return parts[2].split(".")[0]
+    return parts[1]

@@ -2,16 +2,13 @@
 
     python -m stages.train <dataset> <model> <seed> [--resume]
 
-Reads params ``train``, ``run.epoch_cap.<dataset>`` (the benchmark's epoch budget for that
-dataset: the run trains for at most min(train.epochs, cap) epochs), ``evaluate.protocol``, ``models`` (and ``pst.delta`` for models that read
+Reads params ``train``, ``evaluate.protocol``, ``models`` (and ``pst.delta`` for models that read
 the signed graph, passed to them as ``global_delta``); loads only the inputs the model needs;
 writes ``models/<dataset>/<model>-<seed>/`` (checkpoint.pt, best.pt, embeddings.pt,
 history.json) and the dvclive curves and timing under ``logs/<dataset>/<model>-<seed>/``.
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 from pipeline.errors import UserError
 from pipeline.log import get_logger
@@ -36,13 +33,6 @@ def main(dataset: str, model: str, seed: str | int = 1, *flags: str) -> None:
         raise UserError(f"train: seed must be an integer, got {seed!r}") from None
     params = load_params()
     settings = TrainSettings.from_params(params)
-    cap = get(params, f"run.epoch_cap.{dataset}", None)
-    if cap is not None:
-        if not isinstance(cap, int) or cap < 1:
-            raise UserError(f"params.yaml: run.epoch_cap.{dataset} must be a positive integer, got {cap!r}")
-        if cap < settings.epochs:
-            log.warning("%s: at most %d epochs (run.epoch_cap.%s; train.epochs = %d)", dataset, cap, dataset, settings.epochs)
-            settings = replace(settings, epochs=cap)
     models = get(params, "models")
     kind, cfg = resolve_config(model, models)
     inputs = model_class(kind).inputs(cfg)

@@ -83,8 +83,8 @@ def build_report(
         f"- Test users: {', '.join(map(str, n_users))}. Seeds: {', '.join(map(str, seeds))}. "
         "Cells are mean ± sample std (ddof = 1) over seeds of the test metric, rounded to 4 places; "
         "best in **bold**, second best <u>underlined</u> (on the rounded means).",
-        f"- Epoch budget: at most {', '.join(map(str, caps)) or 'n/a'} epochs per run (params `train.epochs`, "
-        "`run.epoch_cap`), early stopping with `train.patience`. "
+        f"- Epoch budget: at most {', '.join(map(str, caps)) or 'n/a'} epochs per run (param `train.epochs`), "
+        "early stopping with `train.patience`. "
         + (f"Runs that reached the budget before early stopping: "
            f"{', '.join(f'{display(m)} {n}/{len(runs[m])}' for m, n in capped.items())}."
            if capped else "Every run stopped early, before the budget."),

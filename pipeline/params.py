@@ -1,7 +1,10 @@
 """Reading ``params.yaml`` and writing small JSON reports, the same way in every stage.
 
-Stages read only the sections they list under ``params:`` in ``dvc.yaml``; asking for a key that
-is not there is a :class:`~pipeline.errors.UserError` naming the key (never a silent ``None``).
+:func:`load_params` validates the file against the schema (:mod:`pipeline.settings`) before a
+stage or command does anything: an unknown key, a wrong type or an out-of-range value is one
+:class:`~pipeline.errors.UserError` line naming the key. Stages read only the sections they list
+under ``params:`` in ``dvc.yaml``; asking for a key that is not there is a UserError naming the
+key (never a silent ``None``).
 """
 
 from __future__ import annotations
@@ -14,18 +17,27 @@ from typing import Any
 import yaml
 
 from pipeline.errors import UserError
+from pipeline.settings import validate_params
 
 PARAMS_FILE = Path("params.yaml")
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+def load_params(path: str | Path = PARAMS_FILE, *, complete: bool = False) -> dict[str, Any]:
+    """The parsed params file, validated (``complete``: every required section and key present,
+    as ``simgr check`` asks; otherwise absent keys are left to the stage that reads them)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: params file not found (run from the repository root)")
-    with path.open() as fh:
-        data = yaml.safe_load(fh) or {}
+    try:
+        with path.open() as fh:
+            data = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise UserError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping at the top level")
+    validate_params(data, str(path), complete=complete)
     return data
 
 

@@ -30,6 +30,14 @@ def _stage(name: str, *args: str) -> None:
 
 
 @app.command()
+def check(params: str = typer.Option("params.yaml", "--params", help="the params file to validate")) -> None:
+    """Validate params.yaml (every section, as the first DVC stage does): prints a summary or the first problem."""
+    from stages.check import check as run_check
+
+    typer.echo(run_check(params))
+
+
+@app.command()
 def download(dataset: str = typer.Argument(..., help="dataset name from params.yaml 'datasets'")) -> None:
     """Verify shipped raw files, generate the synthetic set, or fetch the paper's files."""
     _stage("download", dataset)

@@ -10,9 +10,9 @@ ids and split are kept exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import polars as pl
@@ -23,18 +23,25 @@ from pipeline.ingest.clean import dedupe_meta, drop_invalid, latest_per_pair
 from pipeline.ingest.detect import FORMATS, detect_source, is_json_lines
 from pipeline.ingest.image_features import DEFAULT_DIM, iter_asins
 from pipeline.ingest.kcore import kcore
-from pipeline.ingest.records import ON_ERROR, BadLines
+from pipeline.ingest.records import BadLines
 from pipeline.ingest.reindex import compact, first_seen_ids
-from pipeline.ingest.split import METHODS, SPLIT_NAMES, split_codes
+from pipeline.ingest.split import SPLIT_NAMES, split_codes
 from pipeline.ingest.textio import require_file
 from pipeline.log import get_logger
 from pipeline.params import write_json
 from pipeline.schemas import write_table
+from pipeline.settings import validate_section
+from pipeline.settings.sections import Ingest
 
 log = get_logger(__name__)
 
 OUTPUTS = ("interactions.parquet", "users.parquet", "items.parquet", "stats.json")
 TEXT_FIELDS = ("title", "brand", "categories", "description")
+
+
+def params_key(key: str) -> str:
+    """How an ``ingest`` key is named in errors about params.yaml."""
+    return f"params.yaml: ingest.{key}"
 
 
 @dataclass(frozen=True)
@@ -50,23 +57,18 @@ class IngestConfig:
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> "IngestConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise UserError(f"params.yaml: unknown ingest key(s) {unknown}; expected {sorted(known)}")
+        validate_section(Ingest, section, params_key)
         cfg = cls(**section)
         cfg.check()
         return cfg
 
-    def check(self) -> None:
-        if not isinstance(self.kcore, int) or self.kcore < 0:
-            raise UserError(f"params.yaml: ingest.kcore must be an integer >= 0, got {self.kcore!r}")
+    def check(self, label: Callable[[str], str] | None = None) -> None:
+        """Validate against the ``ingest`` schema; ``label`` names a key in errors (default
+        ``params.yaml: ingest.<key>``; ``simgr ingest`` passes its flag names)."""
+        label = label or params_key
+        validate_section(Ingest, asdict(self), label)
         if self.rating_min > self.rating_max:
-            raise UserError(f"params.yaml: ingest.rating_min ({self.rating_min}) is above rating_max ({self.rating_max})")
-        if self.split not in METHODS:
-            raise UserError(f"params.yaml: ingest.split must be one of {list(METHODS)}, got {self.split!r}")
-        if self.on_error not in ON_ERROR:
-            raise UserError(f"params.yaml: ingest.on_error must be one of {list(ON_ERROR)}, got {self.on_error!r}")
+            raise UserError(f"{label('rating_min')}: {self.rating_min} is above {label('rating_max')} = {self.rating_max}")
 
 
 def resolve_source(source: dict[str, Any]) -> dict[str, Any]:

@@ -123,12 +123,29 @@ def items_table(asins: pl.Series, meta: pl.DataFrame | None) -> pl.DataFrame:
 
 
 def image_coverage(source: dict[str, Any], asins: pl.Series) -> int | None:
-    """How many items have a record in the ``.b`` image file (None without one)."""
+    """How many items have a record in the ``.b`` image file (None without one); a file that
+    matches no item is a UserError (the features stage could build nothing from it)."""
     if not source.get("images"):
         return None
+    path = require_file(source["images"], "image feature")
     wanted = set(asins.to_list())
-    dim = int(source.get("image_dim", DEFAULT_DIM))
-    return len(wanted & set(iter_asins(require_file(source["images"], "image feature"), dim)))
+    records = set(iter_asins(path, int(source.get("image_dim") or DEFAULT_DIM)))
+    matched = len(wanted & records)
+    if matched == 0 and wanted:
+        raise UserError(
+            f"{path}: none of its {len(records)} ASINs matches an item of the dataset (e.g. item {asins[0]!r}, "
+            f"record {next(iter(sorted(records)), 'none')!r}); is it the image file of another category?"
+        )
+    log.info("images: %d of %d items have a record in %s", matched, len(wanted), path)
+    return matched
+
+
+def _require_rows(frame: pl.DataFrame, source: dict[str, Any], bad: BadLines, what: str) -> None:
+    """A UserError when ``frame`` is empty: nothing was read, or nothing survived cleaning."""
+    if frame.height:
+        return
+    skipped = bad.as_dict()
+    raise UserError(f"{source['reviews']} (format {source['format']}): {what}" + (f"; bad lines skipped: {skipped}" if skipped else ""))
 
 
 def _histogram(ratings: pl.Series) -> dict[str, int]:
@@ -202,6 +219,7 @@ def ingest_mmrec(source: dict[str, Any], cfg: IngestConfig, out_dir: Path, bad: 
     """Import an MMRec ``.inter`` keeping its ids and split."""
     path = Path(source["reviews"])
     frame = mmrec.read_inter(path, bad)
+    _require_rows(frame, source, bad, "no interactions read (is the file empty?)")
     n_users, n_items = int(frame["user"].max()) + 1, int(frame["item"].max()) + 1
     inter = _interactions(frame["user"].to_numpy(), frame["item"].to_numpy(), frame, frame["x_label"].to_numpy())
     users = pl.DataFrame({"user": np.arange(n_users, dtype=np.int32), "user_id": mmrec.read_id_map(path, "u_id_mapping.csv", "userID", n_users)})
@@ -219,14 +237,19 @@ def ingest(source: dict[str, Any], cfg: IngestConfig, out_dir: str | Path, name:
     """Ingest one source into ``out_dir``; returns the stats written to ``stats.json``."""
     cfg.check()
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: exists and is not a folder (the ingest outputs are four files in a folder)")
     source = resolve_source(source)
     bad = BadLines(cfg.on_error)
     if source["format"] == "mmrec":
         return ingest_mmrec(source, cfg, out_dir, bad)
     raw = read_raw(source, bad)
+    _require_rows(raw, source, bad, "no interactions read (is the file empty, or of another format?)")
     rows_read = raw.height
     frame, dropped = drop_invalid(raw, cfg.rating_min, cfg.rating_max)
     del raw
+    _require_rows(frame, source, bad, f"none of the {rows_read} rows is a valid interaction (dropped: "
+                  f"{ {k: v for k, v in dropped.items() if v} }; ratings must lie in [{cfg.rating_min}, {cfg.rating_max}])")
     user_codes, user_ids = first_seen_ids(frame["user"])
     item_codes, asins = first_seen_ids(frame["item"])
     frame = frame.select("rating", "timestamp")

@@ -121,6 +121,9 @@ def build_neighbors(
     ref_tail = exact.exact_lists(scores, ref_rows, valid & tail, n_candidates, largest=True)
     ref_pop = exact.exact_lists(scores, ref_rows, valid & ~tail, n_candidates, largest=False)
     res.seconds["recall_check"] = time.perf_counter() - t0
+    shorter = [info["k"] for info in res.report["knn"].values() if "k" in info]
+    if shorter:  # the longest list any modality holds; "k_requested" only then, so other reports keep their bytes
+        res.report.update(k=max(shorter) if len(shorter) == len(modalities) else k, k_requested=k)
     res.report.update(
         {
             "xi": xi,

@@ -106,11 +106,15 @@ def knn_lists(
     empty = NeighborLists(*(np.zeros(0, t) for t in (np.int32, np.int32, np.float32, np.int16)))
     if len(ids) < 2:
         log.warning("%s: fewer than two non-zero vectors; no kNN lists", name)
-        return empty, report
+        return empty, {**report, "k": 0}
     base = np.ascontiguousarray(normed[ids])
     index = _index(base, backend, device)
     fetch = min(len(ids), k + 1 + SLACK)
     k_eff = min(k, len(ids) - 1)
+    if k_eff < k:  # a list holds the other items at most; say so where the lists are described
+        report["k"] = k_eff
+        log.warning("%s: neighbors.k = %d, but only %d items have a vector: lists of %d neighbours (neighbors.json k)",
+                    name, k, len(ids), k_eff)
     out_nb, out_sc, out_valid, out_cut = [], [], [], []
     starts = range(0, len(ids), max(1, block_size))
     for start in progress(starts, desc=f"kNN {name}", unit="block", total=len(starts)):

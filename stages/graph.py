@@ -4,11 +4,13 @@ Reads data/<ds>/ingest/interactions.parquet (train split only), and with APFI on
 data/<ds>/neighbors/lists/{item_groups,tail_candidates,popular_candidates}.parquet plus, only for
 users the lists cannot answer exactly, data/<ds>/features/vectors/*.npy. Writes
 data/<ds>/graph/{edges.parquet, thresholds.parquet, graph.json} and the committed
-data/<ds>/graph/fingerprint.parquet (docs/reproducibility.md).
+data/<ds>/graph/fingerprint.parquet (docs/reproducibility.md). A dataset without item features
+(an empty vectors folder) gets no pseudo edges, whatever apfi.enabled says (graph.json records it).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +64,10 @@ def main(dataset: str) -> None:
 
     kwargs = {}
     sources = {"interactions": str(inter_path)}
+    vec_dir = stage_dir(dataset, "features") / "vectors"
+    if settings.apfi_enabled and vec_dir.is_dir() and not any(vec_dir.glob("*.npy")):
+        log.warning("%s: no item features (empty %s): APFI adds no pseudo edges (graph.json settings: apfi_enabled false)", dataset, vec_dir)
+        settings = replace(settings, apfi_enabled=False)
     if settings.apfi_enabled:
         lists = stage_dir(dataset, "neighbors") / "lists"
         paths = {k: lists / f"{k}.parquet" for k in ("item_groups", "tail_candidates", "popular_candidates")}
@@ -69,7 +75,7 @@ def main(dataset: str) -> None:
         tail = read_table(paths["tail_candidates"], "candidates")
         popular = read_table(paths["popular_candidates"], "candidates")
         log.info("read %s: %d items (%d tail); %d tail and %d popular candidates", lists, groups.height, int(groups["tail"].sum()), tail.height, popular.height)
-        vectors = _vector_paths(stage_dir(dataset, "features") / "vectors", groups.height)
+        vectors = _vector_paths(vec_dir, groups.height)
         valid = _nonzero_items(vectors)
         log.info("modalities %s: %d of %d items have a zero vector (no S^f)", [p.stem for p in vectors], int((~valid).sum()), len(valid))
         kwargs = dict(item_groups=groups, tail_lists=tail, popular_lists=popular, similarity=_similarity_factory(vectors), valid=valid)

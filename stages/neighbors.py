@@ -18,7 +18,7 @@ import polars as pl
 from pipeline.errors import UserError
 from pipeline.features.device import resolve_device
 from pipeline.log import get_logger
-from pipeline.neighbors.build import build_neighbors
+from pipeline.neighbors.build import build_neighbors, without_features
 from pipeline.params import get, load_params, write_json
 from pipeline.paths import stage_dir
 from pipeline.schemas import read_table, write_table
@@ -28,10 +28,11 @@ log = get_logger(__name__)
 
 
 def load_vectors(vec_dir: Path) -> dict[str, np.ndarray]:
-    """modality -> float32 matrix, from every ``<modality>.npy`` in ``vec_dir``."""
+    """modality -> float32 matrix, from every ``<modality>.npy`` in ``vec_dir`` (none: a dataset
+    without item features, whose features stage left the folder empty)."""
+    if not vec_dir.is_dir():
+        raise UserError(f"{vec_dir}: folder not found (run the features stage first)")
     paths = sorted(vec_dir.glob("*.npy"))
-    if not paths:
-        raise UserError(f"{vec_dir}: no <modality>.npy feature files (run the features stage first)")
     out = {}
     for path in paths:
         try:
@@ -46,20 +47,25 @@ def main(dataset: str) -> None:
     params = load_params()
     vectors = load_vectors(stage_dir(dataset, "features") / "vectors")
     inter_path = stage_dir(dataset, "ingest") / "interactions.parquet"
-    train = read_table(inter_path, "interactions", columns=["item", "split"]).filter(pl.col("split") == "train")
+    inter = read_table(inter_path, "interactions", columns=["item", "split"])
+    train = inter.filter(pl.col("split") == "train")
     log.info("read %d training interactions from %s", train.height, inter_path)
     device = resolve_device(get(params, "neighbors.device"), "neighbors.device")
-    result = build_neighbors(
-        vectors,
-        train["item"].to_numpy(),
-        k=int(get(params, "neighbors.k")),
-        n_candidates=int(get(params, "neighbors.candidates")),
-        xi=float(get(params, "apfi.xi")),
-        device=device,
-        block_size=int(get(params, "neighbors.block_size")),
-        recall_sample=int(get(params, "neighbors.recall_sample")),
-        seed=int(get(params, "neighbors.seed")),
-    )
+    if not vectors:  # ids are contiguous, so every item appears in the interactions
+        result = without_features(train["item"].to_numpy(), int(inter["item"].max()) + 1, k=int(get(params, "neighbors.k")),
+                                  n_candidates=int(get(params, "neighbors.candidates")), xi=float(get(params, "apfi.xi")))
+    else:
+        result = build_neighbors(
+            vectors,
+            train["item"].to_numpy(),
+            k=int(get(params, "neighbors.k")),
+            n_candidates=int(get(params, "neighbors.candidates")),
+            xi=float(get(params, "apfi.xi")),
+            device=device,
+            block_size=int(get(params, "neighbors.block_size")),
+            recall_sample=int(get(params, "neighbors.recall_sample")),
+            seed=int(get(params, "neighbors.seed")),
+        )
     out = stage_dir(dataset, "neighbors")
     lists = out / "lists"
     for stale in lists.glob("knn_*.parquet"):  # a modality dropped since the last run

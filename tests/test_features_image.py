@@ -94,10 +94,13 @@ def test_dataset_without_images_has_text_only_and_stale_files_go(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["text.npy"]
 
 
-def test_no_modality_at_all_is_a_user_error(tmp_path):
+def test_no_modality_at_all_leaves_an_empty_folder(tmp_path):
     items = pl.DataFrame({"item": pl.Series([0, 1], dtype=pl.Int32), "asin": ["a", "b"]})
-    with pytest.raises(UserError, match="no item features can be built"):
-        build_features(items, {"format": "generic"}, tmp_path, load_encoder=lambda n, d: FakeEncoder())
+    out = tmp_path / "vectors"
+    out.mkdir()
+    np.save(out / "text.npy", np.ones((2, 3), np.float32))  # stale, from a run that had text
+    report = build_features(items, {"format": "generic"}, out, load_encoder=lambda n, d: pytest.fail("nothing to encode"))
+    assert report == {"n_items": 2, "modalities": []} and list(out.iterdir()) == []  # a ratings-only dataset
 
 
 def test_mmrec_feature_files_pass_through_unchanged(tmp_path):

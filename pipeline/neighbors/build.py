@@ -47,6 +47,41 @@ def _frame(lists: NeighborLists) -> pl.DataFrame:
     )
 
 
+def _item_groups(degree: np.ndarray, tail: np.ndarray) -> tuple[str, pl.DataFrame]:
+    n_items = len(degree)
+    return (
+        "item_groups",
+        pl.DataFrame(
+            {
+                "item": pl.Series(np.arange(n_items), dtype=pl.Int32),
+                "degree": pl.Series(degree, dtype=pl.Int32),
+                "tail": pl.Series(tail, dtype=pl.Boolean),
+            }
+        ),
+    )
+
+
+def _group_print(degree: np.ndarray, tail: np.ndarray) -> pl.DataFrame:
+    keys = (np.arange(len(degree), dtype=np.int64) << 33) | (degree.astype(np.int64) << 1) | tail.astype(np.int64)
+    return fingerprint.exact_part("item_groups", keys)
+
+
+def without_features(train_items: np.ndarray, n_items: int, *, k: int, n_candidates: int, xi: float) -> NeighborsResult:
+    """A dataset without item features: the item groups (eq. 15 needs only degrees), no lists."""
+    res = NeighborsResult()
+    degree = training_degree(train_items, n_items)
+    tail = tail_mask(degree, xi)
+    res.tables["item_groups"] = _item_groups(degree, tail)
+    empty = NeighborLists(*(np.zeros(0, t) for t in (np.int32, np.int32, np.float32, np.int16)))
+    res.tables["tail_candidates"] = ("candidates", _frame(empty))
+    res.tables["popular_candidates"] = ("candidates", _frame(empty))
+    res.fingerprint = _group_print(degree, tail)
+    res.report = {"n_items": n_items, "modalities": [], "k": k, "candidates": n_candidates, "knn": {}, "xi": xi,
+                  "n_tail": int(tail.sum()), "n_popular": int(n_items - tail.sum())}
+    log.warning("no item features: item groups only, no kNN or candidate lists (models that need them cannot train)")
+    return res
+
+
 def build_neighbors(
     vectors: Mapping[str, np.ndarray],
     train_items: np.ndarray,
@@ -96,23 +131,13 @@ def build_neighbors(
     t0 = time.perf_counter()
     degree = training_degree(train_items, n_items)
     tail = tail_mask(degree, xi)  # eq. 15
-    res.tables["item_groups"] = (
-        "item_groups",
-        pl.DataFrame(
-            {
-                "item": pl.Series(np.arange(n_items), dtype=pl.Int32),
-                "degree": pl.Series(degree, dtype=pl.Int32),
-                "tail": pl.Series(tail, dtype=pl.Boolean),
-            }
-        ),
-    )
+    res.tables["item_groups"] = _item_groups(degree, tail)
     cands = fused_candidates(vectors, tail, n_candidates, device=device, block_size=block_size)
     res.seconds["candidates"] = time.perf_counter() - t0
     res.tables["tail_candidates"] = ("candidates", _frame(cands.tail))
     res.tables["popular_candidates"] = ("candidates", _frame(cands.popular))
     prints += [_fingerprint(cands.tail, "tail_candidates"), _fingerprint(cands.popular, "popular_candidates")]
-    group_keys = (np.arange(n_items, dtype=np.int64) << 33) | (degree.astype(np.int64) << 1) | tail.astype(np.int64)
-    prints.append(fingerprint.exact_part("item_groups", group_keys))
+    prints.append(_group_print(degree, tail))
     res.fingerprint = pl.concat(prints)
 
     t0 = time.perf_counter()

@@ -113,7 +113,26 @@ def _synthetic(params: dict[str, Any]) -> Iterator[Problem]:
             yield f"datasets.{name}.image_dim", f"{dim} differs from synth.image_dim = {synth.get('image_dim', 4096)} (the generated files)"
 
 
-CHECKS: tuple[Callable[[dict[str, Any]], Iterator[Problem]], ...] = (_references, _duplicates, _simgr_variants, _graph, _metrics, _synthetic)
+def _item_features(params: dict[str, Any]) -> Iterator[Problem]:
+    """A dataset whose entry names no item text or images has no features: only models_cf train on it."""
+    datasets, run = params.get("datasets") or {}, _section(params, "run")
+    for name, entry in datasets.items():
+        if entry.get("items") and not (entry.get("items_text") or entry.get("items_flags_as_categories")):
+            yield f"datasets.{name}.items", "an item table without items_text (or items_flags_as_categories) gives no item text"
+    needing = [(key, run.get(key)) for key in ("models_mm", "models_signed") if run.get(key)]
+    for name in run.get("datasets") or []:
+        entry = datasets.get(name) or {}
+        featureless = entry.get("format") in ("generic", "amazon2014", "amazon2018") and not any(
+            entry.get(k) for k in ("items", "meta", "images"))
+        if featureless and needing:
+            key, models = needing[0]
+            yield f"run.{key}", (f"{models} need item features, but datasets.{name} names no item table, metadata or images "
+                                 "(add items + items_text, or leave run.models_mm and run.models_signed empty)")
+
+
+CHECKS: tuple[Callable[[dict[str, Any]], Iterator[Problem]], ...] = (
+    _references, _duplicates, _simgr_variants, _graph, _metrics, _synthetic, _item_features,
+)
 
 
 def validate_params(params: dict[str, Any], source: str = "params.yaml", *, complete: bool = False) -> None:

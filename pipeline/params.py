@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,18 @@ from pipeline.settings import validate_params
 PARAMS_FILE = Path("params.yaml")
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-05`` as a float as YAML 1.2 does. DVC writes params with
+    ruamel (``dvc exp run -S train.lr=1e-5`` writes ``lr: 1e-05``), which PyYAML alone reads as text."""
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def load_params(path: str | Path = PARAMS_FILE, *, complete: bool = False) -> dict[str, Any]:
     """The parsed params file, validated (``complete``: every required section and key present,
     as ``simgr check`` asks; otherwise absent keys are left to the stage that reads them)."""
@@ -30,7 +43,7 @@ def load_params(path: str | Path = PARAMS_FILE, *, complete: bool = False) -> di
         raise UserError(f"{path}: params file not found (run from the repository root)")
     try:
         with path.open() as fh:
-            data = yaml.safe_load(fh) or {}
+            data = yaml.load(fh, Loader=ParamsLoader) or {}  # noqa: S506 -- a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)

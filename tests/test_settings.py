@@ -246,3 +246,41 @@ def test_every_schema_field_says_what_it_expects():
     assert len(places) > 100
     assert [loc for loc in places if not locate(Params, loc).description] == []
     assert set(REQUIRED) <= set(Params.model_fields)
+
+
+def test_floats_written_by_dvc_read_as_numbers(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  lr: 1e-05\n  epochs: 10\npst:\n  delta: 3E0\n")  # ruamel's dump of -S train.lr=1e-5
+    assert load_params(path) == {"train": {"lr": 1e-05, "epochs": 10}, "pst": {"delta": 3.0}}
+    path.write_text("train:\n  lr: '1e-05'\n")  # quoted: text, as written
+    with pytest.raises(UserError, match=r"train.lr: '1e-05' is not a number"):
+        load_params(path)
+
+
+def test_a_stage_with_bad_params_prints_one_line_and_exits_2(tmp_path, monkeypatch, capsys):
+    from stages import graph
+    from stages._main import run_stage
+
+    bad = copy.deepcopy(SHIPPED)
+    bad["pst"]["nu"] = "abc"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(bad))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        run_stage(graph.main, ["magazine"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == "error: params.yaml: pst.nu: 'abc' is not a number (expected a number in [0, 1])\n"
+
+
+def test_dvc_yaml_reads_no_per_dataset_key_outside_its_datasets_entry():
+    """Issue 13 item 1: a new datasets entry must not need a key elsewhere (run.epoch_cap.<ds> did)."""
+    from pipeline.params import get
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    listed = [p for st in stages.values() for p in (st.get("do", st).get("params") or []) if isinstance(p, str)]
+    per_item = [p for p in listed if "${item" in p]
+    assert per_item and all(p.startswith(("datasets.${item", "models.${item")) for p in per_item), per_item
+    for key in (p for p in listed if "${" not in p):
+        get(SHIPPED, key)  # every fixed key dvc.yaml tracks exists (a UserError otherwise)
+    assert stages["check"]["cmd"] == "python -m stages.check"
+    for name in ("synth", "download"):
+        assert "data/params.valid" in stages[name].get("do", stages[name])["deps"]  # the check runs first

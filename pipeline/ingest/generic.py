@@ -74,6 +74,8 @@ def read_interactions(cfg: dict[str, Any], bad: BadLines) -> pl.DataFrame:
         layout = resolve_layout(path, sep=cfg.get("sep"), header=cfg.get("header"), columns=cfg.get("columns"),
                                 fields=cfg.get("fields"), encoding=encoding)
         roles = layout.roles
+        log.info("%s: separator %r, %s, columns %s", path, layout.sep, "header line" if layout.header else "no header line",
+                 ", ".join(f"{role}={column}" for role, column in roles.items()))
         frame = read_delimited(
             path, select=_select(roles), kinds=KINDS, bad=bad, sep=layout.sep, header=layout.header,
             columns=cfg.get("columns") or (None if layout.header else layout.names), encoding=encoding,

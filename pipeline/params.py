@@ -1,31 +1,56 @@
 """Reading ``params.yaml`` and writing small JSON reports, the same way in every stage.
 
-Stages read only the sections they list under ``params:`` in ``dvc.yaml``; asking for a key that
-is not there is a :class:`~pipeline.errors.UserError` naming the key (never a silent ``None``).
+:func:`load_params` validates the file against the schema (:mod:`pipeline.settings`) before a
+stage or command does anything: an unknown key, a wrong type or an out-of-range value is one
+:class:`~pipeline.errors.UserError` line naming the key. Stages read only the sections they list
+under ``params:`` in ``dvc.yaml``; asking for a key that is not there is a UserError naming the
+key (never a silent ``None``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from pipeline.errors import UserError
+from pipeline.settings import validate_params
 
 PARAMS_FILE = Path("params.yaml")
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-05`` as a float as YAML 1.2 does. DVC writes params with
+    ruamel (``dvc exp run -S train.lr=1e-5`` writes ``lr: 1e-05``), which PyYAML alone reads as text."""
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_params(path: str | Path = PARAMS_FILE, *, complete: bool = False) -> dict[str, Any]:
+    """The parsed params file, validated (``complete``: every required section and key present,
+    as ``simgr check`` asks; otherwise absent keys are left to the stage that reads them)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: params file not found (run from the repository root)")
-    with path.open() as fh:
-        data = yaml.safe_load(fh) or {}
+    try:
+        with path.open() as fh:
+            data = yaml.load(fh, Loader=ParamsLoader) or {}  # noqa: S506 -- a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise UserError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping at the top level")
+    validate_params(data, str(path), complete=complete)
     return data
 
 

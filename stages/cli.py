@@ -30,6 +30,14 @@ def _stage(name: str, *args: str) -> None:
 
 
 @app.command()
+def check(params: str = typer.Option("params.yaml", "--params", help="the params file to validate")) -> None:
+    """Validate params.yaml (every section, as the first DVC stage does): prints a summary or the first problem."""
+    from stages.check import check as run_check
+
+    typer.echo(run_check(params))
+
+
+@app.command()
 def download(dataset: str = typer.Argument(..., help="dataset name from params.yaml 'datasets'")) -> None:
     """Verify shipped raw files, generate the synthetic set, or fetch the paper's files."""
     _stage("download", dataset)
@@ -90,14 +98,33 @@ def repro_check(
 
 # -- commands on a user's own files (each defined in its own section below) ------------------
 
+SEP_NAMES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+def _columns(spec: str, header: bool | None) -> dict[str, str | int]:
+    """``--columns``: where user, item, rating[, timestamp] are: header names or 1-based positions."""
+    parts = [p.strip() for p in spec.split(",")]
+    if len(parts) not in (3, 4) or not all(parts):
+        raise UserError(f"--columns: expected user,item,rating[,timestamp] (3 or 4 names or positions), got {spec!r}")
+    fields = {role: int(p) if p.isdigit() else p for role, p in zip(("user", "item", "rating", "timestamp"), parts)}
+    if header is False and any(isinstance(v, str) for v in fields.values()):
+        raise UserError(f"--columns {spec}: a file without a header line has no column names; give 1-based positions (e.g. --columns 1,2,3,4)")
+    if any(isinstance(v, int) and v < 1 for v in fields.values()):
+        raise UserError(f"--columns {spec}: positions count from 1")
+    return fields
+
+
 @app.command()
 def ingest(
-    reviews: str = typer.Option(..., "--reviews", help="interactions file: Amazon 2014/2018 reviews or ratings CSV, MMRec .inter, or user,item,rating[,time] text/parquet"),
+    reviews: str = typer.Option(..., "--reviews", help="interactions file: Amazon 2014/2018 reviews or ratings CSV, MMRec .inter, or delimited text / parquet of user, item, rating[, timestamp]"),
     out: str = typer.Option(..., "--out", help="folder for interactions/users/items.parquet and stats.json"),
     meta: Optional[str] = typer.Option(None, "--meta", help="Amazon metadata file (meta_<Cat>.json.gz)"),
     images: Optional[str] = typer.Option(None, "--images", help="Amazon 2014 image features (.b); only counted here"),
     image_dim: int = typer.Option(4096, "--image-dim", help="floats per .b record"),
     fmt: str = typer.Option("auto", "--format", help="auto, amazon2014, amazon2018, mmrec or generic"),
+    sep: Optional[str] = typer.Option(None, "--sep", help="field separator of delimited text (',', ';', '|', '\\t' or tab); detected when not given"),
+    header: Optional[bool] = typer.Option(None, "--header/--no-header", help="line 1 holds column names (detected when not given)"),
+    columns: Optional[str] = typer.Option(None, "--columns", help="where user,item,rating[,timestamp] are: header names or 1-based positions, e.g. userId,movieId,rating or 1,2,3,4 (detected from the header when not given)"),
     kcore: int = typer.Option(5, "--kcore", help="k of the user/item k-core (0 or 1: none)"),
     seed: int = typer.Option(999, "--seed", help="seed of the random split"),
     split: str = typer.Option("random", "--split", help="random (MMRec per-user rule) or temporal (global 8:1:1)"),
@@ -106,18 +133,30 @@ def ingest(
     on_error: str = typer.Option("raise", "--on-error", help="raise at a malformed line, or skip and count it"),
 ) -> None:
     """Ingest your own files outside DVC: clean, k-core, re-index, split, write the four files."""
-    from pipeline.ingest.dataset import IngestConfig, ingest as run_ingest
-    from pipeline.ingest.detect import detect_source
+    from pathlib import Path
 
-    source = {"format": fmt, "reviews": reviews, "meta": meta, "images": images, "image_dim": image_dim}
-    if fmt == "generic":
-        detected = detect_source(reviews, meta)
-        source.update({k: v for k, v in detected.items() if k != "format"} if detected["format"] == "generic" else {})
+    from pipeline.ingest.dataset import IngestConfig, ingest as run_ingest
+
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder (the outputs are four files in a folder)")
     cfg = IngestConfig(kcore=kcore, rating_min=rating_min, rating_max=rating_max, split=split, seed=seed, on_error=on_error)
+    cfg.check(lambda key: "--" + key.replace("_", "-"))
+    delimited = {"sep": SEP_NAMES.get(sep, sep) if sep is not None else None, "header": header,
+                 "fields": _columns(columns, header) if columns is not None else None}
+    delimited = {k: v for k, v in delimited.items() if v is not None}
+    if delimited and fmt == "auto":
+        fmt = "generic"  # only delimited text has a separator, a header and columns
+    if delimited and fmt != "generic":
+        raise UserError(f"--sep/--header/--columns describe delimited text (--format generic), not --format {fmt}")
+    if "sep" in delimited and len(delimited["sep"]) != 1:
+        raise UserError(f"--sep: expected one character (or tab), got {sep!r}")
+    source = {"format": fmt, "reviews": reviews, "meta": meta, "images": images, "image_dim": image_dim, **delimited}
     stats = run_ingest(source, cfg, out, name=reviews)
+    with_image = stats["items"]["with_image"]
     typer.echo(
         f"{out}: {stats['n_users']} users, {stats['n_items']} items, {stats['n_interactions']} interactions "
         f"({', '.join(f'{k} {v}' for k, v in stats['splits'].items())}); dropped {stats['dropped']}"
+        + (f"; {with_image} of {stats['n_items']} items have an image vector" if with_image is not None else "")
     )
 
 

@@ -13,6 +13,8 @@ Models read only the parts they use: a PST change retrains only the models that 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import polars as pl
 
 from pipeline.graph.build import candidate_settings, signed_graph
@@ -39,9 +41,13 @@ def main(dataset: str) -> None:
     interactions = read_table(inter_path, "interactions")
     log.info("read %s: %d interactions (%d train)", inter_path, interactions.height, int((interactions["split"] == "train").sum()))
     vectors = load_vectors(stage_dir(dataset, "features") / "vectors") if settings.apfi_enabled else {}
+    if settings.apfi_enabled and not vectors:
+        log.warning("%s: no item features: APFI adds no pseudo edges (graph.json settings: apfi_enabled false)", dataset)
+        settings = replace(settings, apfi_enabled=False)
     graph, cands = signed_graph(interactions, vectors, settings, candidate_settings(params), source=str(inter_path))
     out = stage_dir(dataset, "graph")
     prints = []
+    (out / "candidates").mkdir(parents=True, exist_ok=True)  # a DVC output, empty without APFI
     if cands is not None:
         for stem, (kind, frame) in cands.tables.items():
             write_table(frame, kind, out / "candidates" / f"{stem}.parquet")

@@ -27,10 +27,11 @@ log = get_logger(__name__)
 
 
 def load_vectors(vec_dir: Path) -> dict[str, np.ndarray]:
-    """modality -> float32 matrix, from every ``<modality>.npy`` in ``vec_dir``."""
+    """modality -> float32 matrix, from every ``<modality>.npy`` in ``vec_dir`` (none: a dataset
+    without item features, whose features stage left the folder empty)."""
+    if not vec_dir.is_dir():
+        raise UserError(f"{vec_dir}: folder not found (run the features stage first)")
     paths = sorted(vec_dir.glob("*.npy"))
-    if not paths:
-        raise UserError(f"{vec_dir}: no <modality>.npy feature files (run the features stage first)")
     out = {}
     for path in paths:
         try:
@@ -64,7 +65,7 @@ def main(dataset: str) -> None:
     write_table(result.fingerprint, "fingerprint", out / "fingerprint.parquet")
     write_json(result.report, out / "neighbors.json")
     timing = {name: round(sec, 3) for name, sec in result.seconds.items()}
-    write_json({"device": device, "n_items": result.report["n_items"], "seconds": timing},
+    write_json({"device": device, "n_items": result.report.get("n_items"), "seconds": timing},
                Path("logs") / dataset / "neighbors" / "timing.json")
     log.info("wrote %s and %s (what the reproducibility check compares); timings (s): %s",
              out / "fingerprint.parquet", out / "neighbors.json", timing)

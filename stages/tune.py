@@ -24,7 +24,7 @@ from pipeline.paths import DATA
 from pipeline.tuning.selection import SELECTED, TRIALS, study_dir
 from pipeline.tuning.space import parse_space
 from pipeline.tuning.study import run_study, select, trials_table
-from pipeline.tuning.trial import TrialRunner
+from pipeline.tuning.trial import TrialRunner, model_inputs
 from stages._main import run_stage
 
 log = get_logger(__name__)
@@ -39,6 +39,11 @@ def main(dataset: str, model: str, *flags: str) -> None:
         raise UserError(f"params.yaml: models has no entry '{model}' (known: {sorted(get(params, 'models'))})")
     enabled = bool(get(params, "tune.enabled"))
     space = parse_space(model, get(params, f"tune.spaces.{model}", None) if enabled else None, int(get(params, "tune.max_trials")))
+    vec_dir = DATA / dataset / "features" / "vectors"
+    if space.values and "features" in model_inputs(model, params) and not any(vec_dir.glob("*.npy")):
+        log.warning("%s / %s: the dataset has no item features (%s is empty): %s cannot run on it, nothing to select",
+                    dataset, model, vec_dir, model)
+        space = parse_space(model, None, space.max_trials)
     metric = str(get(params, "train.valid_metric"))
     out = study_dir(dataset, model)
     out.mkdir(parents=True, exist_ok=True)

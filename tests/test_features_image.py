@@ -94,10 +94,13 @@ def test_dataset_without_images_has_text_only_and_stale_files_go(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["text.npy"]
 
 
-def test_no_modality_at_all_is_a_user_error(tmp_path):
+def test_no_modality_at_all_leaves_an_empty_folder(tmp_path):
     items = pl.DataFrame({"item": pl.Series([0, 1], dtype=pl.Int32), "asin": ["a", "b"]})
-    with pytest.raises(UserError, match="no item features can be built"):
-        build_features(items, {"format": "generic"}, tmp_path, load_encoder=lambda n, d: FakeEncoder())
+    out = tmp_path / "vectors"
+    out.mkdir()
+    np.save(out / "text.npy", np.ones((2, 3), np.float32))  # stale, from a run that had text
+    report = build_features(items, {"format": "generic"}, out, load_encoder=lambda n, d: pytest.fail("nothing to encode"))
+    assert report == {"n_items": 2, "modalities": []} and list(out.iterdir()) == []  # a ratings-only dataset
 
 
 def test_mmrec_feature_files_pass_through_unchanged(tmp_path):
@@ -116,3 +119,25 @@ def test_mmrec_feature_files_pass_through_unchanged(tmp_path):
     np.save(folder / "image_feat.npy", _vectors(5, 8))
     with pytest.raises(UserError, match=r"image_feat.npy: shape \(5, 8\), expected one row per item \(4"):
         build_features(_items(), cfg, out, load_encoder=lambda n, d: FakeEncoder())
+
+
+def test_non_finite_rows_of_an_mmrec_file_are_named_at_the_features_stage(tmp_path):
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    (folder / "baby.inter").write_text("userID\titemID\trating\ttimestamp\tx_label\n")
+    image = _vectors(4, 8)
+    image[1, 3] = np.nan
+    image[3, 0] = np.inf
+    np.save(folder / "image_feat.npy", image)
+    cfg = {"format": "mmrec", "reviews": str(folder / "baby.inter")}
+    with pytest.raises(UserError, match=r"image_feat.npy: 2 row\(s\) hold NaN or infinite values \(row = item id\): 1, 3$"):
+        build_features(_items(), cfg, tmp_path / "vectors", load_encoder=lambda n, d: FakeEncoder())
+    assert not (tmp_path / "vectors" / "image.npy").exists()
+
+
+def test_non_finite_image_record_is_named(tmp_path):
+    vectors = np.ones((2, 4), np.float32)
+    vectors[1, 2] = np.nan
+    path = write_image_features(tmp_path / "img.b", ["A1", "A2"], vectors)
+    with pytest.raises(UserError, match=r"img.b: 1 record\(s\) hold NaN or infinite values, e.g. ASIN 'A2'"):
+        image_features(path, ["A1", "A2"], dim=4)

@@ -192,7 +192,7 @@ def test_stage_writes_reproducible_outputs(tmp_path, monkeypatch):
     np.save(root / "features" / "vectors" / "text.npy", feats[0])
     (tmp_path / "tuning" / "toy" / "simgr").mkdir(parents=True)
     (tmp_path / "tuning" / "toy" / "simgr" / "selected.json").write_text('{"values": {"apfi.q": 4}}')  # a selected value wins
-    params = {"pst": {"enabled": True, "nu": 0.5, "delta": 3.0}, "apfi": {"enabled": True, "xi": 0.3, "q": 9, "zeta_pos": 0.0, "zeta_neg": 0.0},
+    params = {"pst": {"enabled": True, "nu": 0.5, "delta": 3.0}, "apfi": {"enabled": True, "xi": 0.3, "q": 6, "zeta_pos": 0.0, "zeta_neg": 0.0},
               "neighbors": {"candidates": 8, "device": "cpu", "block_size": 64, "recall_sample": 16, "seed": 0}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)

@@ -193,12 +193,16 @@ def test_movielens_params_entry_reads_through_the_generic_path(tmp_path, monkeyp
 
 
 def test_ingest_params_are_checked():
-    with pytest.raises(UserError, match=r"unknown ingest key\(s\) \['k'\]"):
-        IngestConfig.from_params({"k": 5})
-    with pytest.raises(UserError, match="ingest.split must be one of"):
+    with pytest.raises(UserError, match=r"^params.yaml: ingest.kcor: unknown key \(did you mean 'kcore'\?\)$"):
+        IngestConfig.from_params({"kcor": 5})
+    with pytest.raises(UserError, match="^params.yaml: ingest.split: 'weekly' is not one of random, temporal$"):
         IngestConfig.from_params({"split": "weekly"})
-    with pytest.raises(UserError, match="ingest.on_error must be one of"):
+    with pytest.raises(UserError, match="^params.yaml: ingest.on_error: 'ignore' is not one of raise, skip$"):
         IngestConfig.from_params({"on_error": "ignore"})
+    with pytest.raises(UserError, match=r"^--kcore: -1 is out of range \(expected an integer >= 0\)$"):
+        IngestConfig(kcore=-1).check(lambda key: "--" + key.replace("_", "-"))
+    with pytest.raises(UserError, match=r"^--rating-min: 4.0 is above --rating-max = 2.0$"):
+        IngestConfig(rating_min=4.0, rating_max=2.0).check(lambda key: "--" + key.replace("_", "-"))
 
 
 SHARED = ROOT.parent / "shared" / "data"

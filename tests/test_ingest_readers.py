@@ -155,10 +155,14 @@ def test_generic_tsv_and_latin1_item_table_with_genre_flags():
 
 def test_generic_missing_column_and_parquet(tmp_path):
     path = _write(tmp_path / "r.csv", "userId,movieId,rating\n1,2,3.5\n")
-    with pytest.raises(UserError, match=r"no column 'user' \(user\); columns found: \['userId', 'movieId', 'rating'\]"):
-        generic.read_interactions({"reviews": str(path)}, BadLines())
-    frame = generic.read_interactions({"reviews": str(path), "fields": {"user": "userId", "item": "movieId"}}, BadLines())
+    frame = generic.read_interactions({"reviews": str(path)}, BadLines())  # header, separator and roles detected
     assert frame.rows() == [("1", "2", 3.5, 0, 2)]  # no timestamp column: 0
+    assert generic.read_interactions({"reviews": str(path), "fields": {"user": "userId", "item": 2}}, BadLines()).equals(frame)
+    with pytest.raises(UserError, match=r"no column 'uid' \(user\); columns found: \['userId', 'movieId', 'rating'\]"):
+        generic.read_interactions({"reviews": str(path), "fields": {"user": "uid"}}, BadLines())
+    no_rating = _write(tmp_path / "n.csv", "user,item,timestamp\n1,2,3\n")
+    with pytest.raises(UserError, match=r"n.csv: no rating column; columns found: \['user', 'item', 'timestamp'\]; say which"):
+        generic.read_interactions({"reviews": str(no_rating)}, BadLines())
     pq = tmp_path / "r.bin"
     pl.DataFrame({"user": [7, 8], "item": ["a", "b"], "rating": [1, 2], "timestamp": [5, 6]}).write_parquet(pq)
     assert generic.read_interactions({"reviews": str(pq)}, BadLines()).rows() == [("7", "a", 1.0, 5, 1), ("8", "b", 2.0, 6, 2)]

@@ -61,8 +61,8 @@ def test_l2_normalize_keeps_zero_rows_zero_and_rejects_nan():
     normed, nonzero = l2_normalize(x)
     np.testing.assert_allclose(normed, [[0.6, 0.8], [0.0, 0.0]], rtol=1e-6)
     assert nonzero.tolist() == [True, False]
-    with pytest.raises(UserError, match="1 row\\(s\\) hold NaN"):
-        l2_normalize(np.array([[np.nan, 1.0]]), "image.npy")
+    with pytest.raises(UserError, match=r"image.npy: 2 row\(s\) hold NaN or infinite values \(row = item id\): 0, 2$"):
+        l2_normalize(np.array([[np.nan, 1.0], [1.0, 1.0], [1.0, -np.inf]]), "image.npy")
 
 
 def test_fused_block_is_the_product_of_per_modality_cosines():
@@ -361,3 +361,13 @@ def test_build_reports_recall_at_default_settings(device):
     assert groups["degree"].sum() == 5000 and groups["tail"].sum() == 40
     parts = set(res.fingerprint["part"]) | set(knn.fingerprint["part"])
     assert parts == {"knn_image", "knn_text", "tail_candidates", "popular_candidates", "item_groups"}
+
+
+def test_k_beyond_the_catalogue_is_recorded_as_the_list_length():
+    vecs = _random_modalities(12, 4)
+    res = build_knn(vecs, k=500, recall_sample=12, seed=0)
+    assert res.report["k"] == 11 and res.report["k_requested"] == 500  # neighbors.json says what the lists hold
+    assert res.report["knn"]["image"]["k"] == 11 and res.report["knn"]["text"]["k"] == 11
+    assert res.tables["knn_text"][1].group_by("item").len()["len"].to_list() == [11] * 12
+    full = build_knn(vecs, k=5, recall_sample=12, seed=0).report
+    assert full["k"] == 5 and "k_requested" not in full and "k" not in full["knn"]["text"]  # unchanged bytes otherwise

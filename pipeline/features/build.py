@@ -7,7 +7,9 @@ Which modalities a dataset gets:
 * ``text``: MMRec's ``text_feat.npy`` for MMRec imports, else the item sentences encoded with
   the text model; absent when no item has any text.
 
-A dataset needs at least one. Later stages use whichever modalities the folder holds.
+Later stages use whichever modalities the folder holds. A dataset with neither (ratings only)
+gets an empty folder: the interaction-only models (``run.models_cf``) still train on it, the
+neighbors stage writes only the item groups and the graph stage adds no pseudo edges.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import polars as pl
 
-from pipeline.errors import UserError
 from pipeline.features import image as image_mod
 from pipeline.features import text as text_mod
 from pipeline.features.mmrec import copy_feature_file, is_mmrec, mmrec_feature_files
@@ -97,15 +98,16 @@ def build_features(
             }
 
     if not done:
-        raise UserError(
-            f"dataset {dataset}: no item features can be built (no item text, no image file "
-            f"'datasets.{dataset}.images', no MMRec feature files)"
+        log.warning(
+            "dataset %s: no item features (no item text, no image file 'datasets.%s.images', no MMRec feature files): "
+            "only the interaction-only models (run.models_cf) can train on it", dataset, dataset,
         )
+    out_dir.mkdir(parents=True, exist_ok=True)
     for modality in MODALITIES:
         stale = out_dir / f"{modality}.npy"
         if modality not in done and stale.exists():
             stale.unlink()
     report["modalities"] = sorted(done)
     report.update({m: done[m] for m in sorted(done)})
-    log.info("wrote %s to %s", ", ".join(f"{m}.npy ({n_items} x {done[m]['dim']})" for m in sorted(done)), out_dir)
+    log.info("wrote %s to %s", ", ".join(f"{m}.npy ({n_items} x {done[m]['dim']})" for m in sorted(done)) or "no feature file", out_dir)
     return report

@@ -101,6 +101,9 @@ def image_features(path: str | Path, asins: Sequence[str], dim: int | None = Non
             matrix[row] = vec
             seen[row] = True
     n_matched = int(seen.sum())
+    bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+    if len(bad):
+        raise UserError(f"{path}: {len(bad)} record(s) hold NaN or infinite values, e.g. ASIN {asins[int(bad[0])]!r}")
     if n_matched == 0:
         raise UserError(
             f"{path}: none of its {n_records} records matches an item ASIN of the dataset "

@@ -35,6 +35,16 @@ def mmrec_feature_files(cfg: Mapping[str, Any], dataset: str = "<ds>") -> dict[s
     return {m: folder / name for m, name in FILES.items() if (folder / name).exists()}
 
 
+def non_finite_rows(mat: np.ndarray, block: int = 8192) -> np.ndarray:
+    """Indices of the rows of ``mat`` holding a NaN or an infinity (read in row blocks)."""
+    found = [start + np.flatnonzero(~np.isfinite(mat[start : start + block]).all(axis=1)) for start in range(0, len(mat), block)]
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+
+def _rows(rows: np.ndarray, show: int = 5) -> str:
+    return ", ".join(map(str, rows[:show].tolist())) + (", ..." if len(rows) > show else "")
+
+
 def copy_feature_file(src: Path, dst: Path, n_items: int) -> dict[str, Any]:
     """Copy an MMRec ``.npy`` to ``dst`` after checking it is ``[n_items, d]``; float32 is copied
     byte for byte, another float dtype is converted to float32 (and said so in the report)."""
@@ -46,6 +56,9 @@ def copy_feature_file(src: Path, dst: Path, n_items: int) -> dict[str, Any]:
         raise UserError(f"{src}: shape {tuple(mat.shape)}, expected one row per item ({n_items}, d)")
     if not np.issubdtype(mat.dtype, np.floating):
         raise UserError(f"{src}: dtype {mat.dtype}, expected floating point vectors")
+    bad_rows = non_finite_rows(mat)
+    if len(bad_rows):
+        raise UserError(f"{src}: {len(bad_rows)} row(s) hold NaN or infinite values (row = item id): {_rows(bad_rows)}")
     dst.parent.mkdir(parents=True, exist_ok=True)
     converted = mat.dtype != np.float32
     if converted:

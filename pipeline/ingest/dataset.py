@@ -10,9 +10,9 @@ ids and split are kept exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import polars as pl
@@ -23,18 +23,25 @@ from pipeline.ingest.clean import dedupe_meta, drop_invalid, latest_per_pair
 from pipeline.ingest.detect import FORMATS, detect_source, is_json_lines
 from pipeline.ingest.image_features import DEFAULT_DIM, iter_asins
 from pipeline.ingest.kcore import kcore
-from pipeline.ingest.records import ON_ERROR, BadLines
+from pipeline.ingest.records import BadLines
 from pipeline.ingest.reindex import compact, first_seen_ids
-from pipeline.ingest.split import METHODS, SPLIT_NAMES, split_codes
+from pipeline.ingest.split import SPLIT_NAMES, split_codes
 from pipeline.ingest.textio import require_file
 from pipeline.log import get_logger
 from pipeline.params import write_json
 from pipeline.schemas import write_table
+from pipeline.settings import validate_section
+from pipeline.settings.sections import Ingest
 
 log = get_logger(__name__)
 
 OUTPUTS = ("interactions.parquet", "users.parquet", "items.parquet", "stats.json")
 TEXT_FIELDS = ("title", "brand", "categories", "description")
+
+
+def params_key(key: str) -> str:
+    """How an ``ingest`` key is named in errors about params.yaml."""
+    return f"params.yaml: ingest.{key}"
 
 
 @dataclass(frozen=True)
@@ -50,23 +57,18 @@ class IngestConfig:
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> "IngestConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise UserError(f"params.yaml: unknown ingest key(s) {unknown}; expected {sorted(known)}")
+        validate_section(Ingest, section, params_key)
         cfg = cls(**section)
         cfg.check()
         return cfg
 
-    def check(self) -> None:
-        if not isinstance(self.kcore, int) or self.kcore < 0:
-            raise UserError(f"params.yaml: ingest.kcore must be an integer >= 0, got {self.kcore!r}")
+    def check(self, label: Callable[[str], str] | None = None) -> None:
+        """Validate against the ``ingest`` schema; ``label`` names a key in errors (default
+        ``params.yaml: ingest.<key>``; ``simgr ingest`` passes its flag names)."""
+        label = label or params_key
+        validate_section(Ingest, asdict(self), label)
         if self.rating_min > self.rating_max:
-            raise UserError(f"params.yaml: ingest.rating_min ({self.rating_min}) is above rating_max ({self.rating_max})")
-        if self.split not in METHODS:
-            raise UserError(f"params.yaml: ingest.split must be one of {list(METHODS)}, got {self.split!r}")
-        if self.on_error not in ON_ERROR:
-            raise UserError(f"params.yaml: ingest.on_error must be one of {list(ON_ERROR)}, got {self.on_error!r}")
+            raise UserError(f"{label('rating_min')}: {self.rating_min} is above {label('rating_max')} = {self.rating_max}")
 
 
 def resolve_source(source: dict[str, Any]) -> dict[str, Any]:
@@ -121,12 +123,29 @@ def items_table(asins: pl.Series, meta: pl.DataFrame | None) -> pl.DataFrame:
 
 
 def image_coverage(source: dict[str, Any], asins: pl.Series) -> int | None:
-    """How many items have a record in the ``.b`` image file (None without one)."""
+    """How many items have a record in the ``.b`` image file (None without one); a file that
+    matches no item is a UserError (the features stage could build nothing from it)."""
     if not source.get("images"):
         return None
+    path = require_file(source["images"], "image feature")
     wanted = set(asins.to_list())
-    dim = int(source.get("image_dim", DEFAULT_DIM))
-    return len(wanted & set(iter_asins(require_file(source["images"], "image feature"), dim)))
+    records = set(iter_asins(path, int(source.get("image_dim") or DEFAULT_DIM)))
+    matched = len(wanted & records)
+    if matched == 0 and wanted:
+        raise UserError(
+            f"{path}: none of its {len(records)} ASINs matches an item of the dataset (e.g. item {asins[0]!r}, "
+            f"record {next(iter(sorted(records)), 'none')!r}); is it the image file of another category?"
+        )
+    log.info("images: %d of %d items have a record in %s", matched, len(wanted), path)
+    return matched
+
+
+def _require_rows(frame: pl.DataFrame, source: dict[str, Any], bad: BadLines, what: str) -> None:
+    """A UserError when ``frame`` is empty: nothing was read, or nothing survived cleaning."""
+    if frame.height:
+        return
+    skipped = bad.as_dict()
+    raise UserError(f"{source['reviews']} (format {source['format']}): {what}" + (f"; bad lines skipped: {skipped}" if skipped else ""))
 
 
 def _histogram(ratings: pl.Series) -> dict[str, int]:
@@ -200,6 +219,7 @@ def ingest_mmrec(source: dict[str, Any], cfg: IngestConfig, out_dir: Path, bad: 
     """Import an MMRec ``.inter`` keeping its ids and split."""
     path = Path(source["reviews"])
     frame = mmrec.read_inter(path, bad)
+    _require_rows(frame, source, bad, "no interactions read (is the file empty?)")
     n_users, n_items = int(frame["user"].max()) + 1, int(frame["item"].max()) + 1
     inter = _interactions(frame["user"].to_numpy(), frame["item"].to_numpy(), frame, frame["x_label"].to_numpy())
     users = pl.DataFrame({"user": np.arange(n_users, dtype=np.int32), "user_id": mmrec.read_id_map(path, "u_id_mapping.csv", "userID", n_users)})
@@ -217,14 +237,19 @@ def ingest(source: dict[str, Any], cfg: IngestConfig, out_dir: str | Path, name:
     """Ingest one source into ``out_dir``; returns the stats written to ``stats.json``."""
     cfg.check()
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: exists and is not a folder (the ingest outputs are four files in a folder)")
     source = resolve_source(source)
     bad = BadLines(cfg.on_error)
     if source["format"] == "mmrec":
         return ingest_mmrec(source, cfg, out_dir, bad)
     raw = read_raw(source, bad)
+    _require_rows(raw, source, bad, "no interactions read (is the file empty, or of another format?)")
     rows_read = raw.height
     frame, dropped = drop_invalid(raw, cfg.rating_min, cfg.rating_max)
     del raw
+    _require_rows(frame, source, bad, f"none of the {rows_read} rows is a valid interaction (dropped: "
+                  f"{ {k: v for k, v in dropped.items() if v} }; ratings must lie in [{cfg.rating_min}, {cfg.rating_max}])")
     user_codes, user_ids = first_seen_ids(frame["user"])
     item_codes, asins = first_seen_ids(frame["item"])
     frame = frame.select("rating", "timestamp")

@@ -9,6 +9,8 @@ hold (``format`` plus, for delimited text, ``sep``/``header``/``columns``):
 - a tab-separated header with userID, itemID -> mmrec
 - ``user,item,rating,time`` without header   -> amazon2014 (the ratings-only CSV)
 - 3-4 tab/comma/semicolon/pipe fields, numeric rating -> generic, no header (e.g. MovieLens u.data)
+- delimited text whose first line is a header (:func:`pipeline.ingest.layout.is_header`)
+  -> generic with that header; the reader then finds the columns by name and names a missing one
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 from pathlib import Path
 
 from pipeline.errors import UserError
+from pipeline.ingest.layout import SAMPLE_LINES, has_header, sniff_separator
 from pipeline.ingest.textio import first_lines, require_file
 
 FORMATS = ("amazon2014", "amazon2018", "mmrec", "generic")
@@ -72,7 +75,12 @@ def detect_source(reviews: str | Path, meta: str | Path | None = None) -> dict:
         if sep == "," and len(parts) == 4:
             return {"format": "amazon2014"}
         return {"format": "generic", "sep": sep, "header": False, "columns": columns}
+    sample = first_lines(path, SAMPLE_LINES)
+    sep = sniff_separator(sample)
+    if sep is not None and has_header(sample, sep):
+        return {"format": "generic", "sep": sep, "header": True}
     raise UserError(
         f"{path}: cannot tell the format from its first line {first[:80]!r}; pass --format "
-        f"({'/'.join(FORMATS)}) or describe the columns in params.yaml"
+        f"({'/'.join(FORMATS)}); for delimited text give --sep, --header/--no-header and --columns "
+        f"(datasets.<name>: format generic, sep, header, fields)"
     )

@@ -4,10 +4,11 @@ optional item table. This is the path MovieLens takes.
 Keys of a ``datasets.<name>`` entry (all but ``reviews`` optional):
 
 ``reviews``        the interactions file (CSV/TSV, plain or gzip, or parquet: detected from content)
-``sep``            field separator (default ``,``); ``header`` (default true); ``encoding`` (utf-8);
-                   ``quote`` (default ``"``, null for none)
-``columns``        the file's column names in order (needed when ``header`` is false; overrides a header)
-``fields``         which file column holds each of user/item/rating/timestamp (default: same names).
+``sep``            field separator; ``header`` (is line 1 column names?): detected when not given
+                   (:mod:`pipeline.ingest.layout`); ``encoding`` (utf-8); ``quote`` (default ``"``, null for none)
+``columns``        the file's column names in order (overrides a header)
+``fields``         which file column holds each of user/item/rating/timestamp: a column name or a
+                   1-based position (default: the column named like the role, e.g. ``userId``).
                    Without a timestamp column every timestamp is 0 (ties then keep file order).
 ``items``          item table (delimited text); ``items_sep`` (default ``sep``), ``items_encoding``
                    (utf-8), ``items_header`` (true), ``items_columns``, ``items_quote``
@@ -28,24 +29,16 @@ import polars as pl
 from pipeline.errors import UserError
 from pipeline.ingest.csvfile import read_delimited
 from pipeline.ingest.jsonlines import META_SCHEMA
+from pipeline.ingest.layout import ROLES, assign_roles, resolve_layout
 from pipeline.ingest.records import RAW_SCHEMA, BadLines
 from pipeline.ingest.textio import require_file
 from pipeline.log import get_logger
 
 log = get_logger(__name__)
 
-ROLES = ("user", "item", "rating", "timestamp")
 KINDS = {"user": "str", "item": "str", "rating": "float", "timestamp": "int"}
 TEXT_FIELDS = ("title", "brand", "description")
 PARQUET_MAGIC = b"PAR1"
-
-
-def _fields(cfg: dict[str, Any]) -> dict[str, str]:
-    fields = dict(cfg.get("fields") or {})
-    unknown = sorted(set(fields) - set(ROLES))
-    if unknown:
-        raise UserError(f"params.yaml: datasets fields {unknown} are not among {list(ROLES)}")
-    return {role: str(fields.get(role, role)) for role in ROLES}
 
 
 def is_parquet(path: Path) -> bool:
@@ -73,19 +66,31 @@ def _read_parquet(path: Path, select: dict[str, str]) -> pl.DataFrame:
 def read_interactions(cfg: dict[str, Any], bad: BadLines) -> pl.DataFrame:
     """The interactions file of a generic dataset as the raw interaction frame."""
     path = require_file(cfg["reviews"], "interactions")
-    select = _fields(cfg)
     if is_parquet(path):
-        frame = _read_parquet(path, select)
+        roles = assign_roles(path, list(pl.read_parquet_schema(path)), cfg.get("fields"))
+        frame = _read_parquet(path, _select(roles))
     else:
+        encoding = cfg.get("encoding", "utf-8")
+        layout = resolve_layout(path, sep=cfg.get("sep"), header=cfg.get("header"), columns=cfg.get("columns"),
+                                fields=cfg.get("fields"), encoding=encoding)
+        roles = layout.roles
+        log.info("%s: separator %r, %s, columns %s", path, layout.sep, "header line" if layout.header else "no header line",
+                 ", ".join(f"{role}={column}" for role, column in roles.items()))
         frame = read_delimited(
-            path, select=select, kinds=KINDS, bad=bad, sep=cfg.get("sep", ","), header=bool(cfg.get("header", True)),
-            columns=cfg.get("columns"), encoding=cfg.get("encoding", "utf-8"), quote=cfg.get("quote", '"'),
-            optional=frozenset({"timestamp"}),
+            path, select=_select(roles), kinds=KINDS, bad=bad, sep=layout.sep, header=layout.header,
+            columns=cfg.get("columns") or (None if layout.header else layout.names), encoding=encoding,
+            quote=cfg.get("quote", '"'), optional=frozenset({"timestamp"}),
         )
     if frame.height and frame["timestamp"].null_count() == frame.height:
-        log.warning("%s: no timestamp column '%s'; every timestamp is 0 (repeated pairs keep the last row)", path, select["timestamp"])
+        log.warning("%s: no timestamp column (columns %s); every timestamp is 0 (repeated pairs keep the last row)",
+                    path, sorted(set(roles.values())))
         frame = frame.with_columns(pl.lit(0, dtype=pl.Int64).alias("timestamp"))
     return frame.select(list(RAW_SCHEMA)).cast(RAW_SCHEMA)  # type: ignore[arg-type]
+
+
+def _select(roles: dict[str, str]) -> dict[str, str]:
+    """The reader's output column -> file column; a missing timestamp reads as all null."""
+    return {role: roles.get(role, "timestamp") for role in ROLES}
 
 
 def _text_columns(cfg: dict[str, Any]) -> dict[str, str]:

@@ -48,6 +48,20 @@ def _frame(lists: NeighborLists) -> pl.DataFrame:
     )
 
 
+def _item_groups(degree: np.ndarray, tail: np.ndarray) -> tuple[str, pl.DataFrame]:
+    n_items = len(degree)
+    return (
+        "item_groups",
+        pl.DataFrame(
+            {
+                "item": pl.Series(np.arange(n_items), dtype=pl.Int32),
+                "degree": pl.Series(degree, dtype=pl.Int32),
+                "tail": pl.Series(tail, dtype=pl.Boolean),
+            }
+        ),
+    )
+
+
 def build_knn(
     vectors: Mapping[str, np.ndarray],
     *,
@@ -60,6 +74,11 @@ def build_knn(
     """The neighbors stage's work: each modality's item kNN lists (``vectors``: modality ->
     ``[n_items, d]``), with their recall against exact float64 search on a seeded sample."""
     res = NeighborsResult()
+    if not vectors:  # a dataset without item features: no lists (the models that need them cannot train)
+        log.warning("no item features: no kNN lists")
+        res.report = {"modalities": [], "device": device, "k": k, "knn": {}}
+        res.fingerprint = fingerprint.empty_fingerprint()
+        return res
     normed, _ = normalized_modalities(vectors)
     n_items = len(next(iter(normed.values())))
     rows = exact.sample_rows(np.arange(n_items), recall_sample, seed)
@@ -75,7 +94,10 @@ def build_knn(
         ref_rows = rows[nonzero[rows]]
         ref = exact.exact_lists(exact.exact_scores({m: normed[m]}, ref_rows), ref_rows, nonzero, k)
         res.report["knn"][m] = {**info, "rows": len(lists.item), "recall_vs_exact": round(exact.recall(lists, ref_rows, ref), 6)}
-    res.fingerprint = pl.concat(prints)
+    shorter = [info["k"] for info in res.report["knn"].values() if "k" in info]
+    if shorter:  # the longest list any modality holds; "k_requested" only then, so other reports keep their bytes
+        res.report.update(k=max(shorter) if len(shorter) == len(vectors) else k, k_requested=k)
+    res.fingerprint = pl.concat(prints) if prints else fingerprint.empty_fingerprint()
     return res
 
 
@@ -101,16 +123,7 @@ def build_candidates(
     t0 = time.perf_counter()
     degree = training_degree(train_items, n_items)
     tail = tail_mask(degree, xi)  # eq. 15
-    res.tables["item_groups"] = (
-        "item_groups",
-        pl.DataFrame(
-            {
-                "item": pl.Series(np.arange(n_items), dtype=pl.Int32),
-                "degree": pl.Series(degree, dtype=pl.Int32),
-                "tail": pl.Series(tail, dtype=pl.Boolean),
-            }
-        ),
-    )
+    res.tables["item_groups"] = _item_groups(degree, tail)
     cands = fused_candidates(vectors, tail, n_candidates, device=device, block_size=block_size)
     res.seconds["candidates"] = time.perf_counter() - t0
     res.tables["tail_candidates"] = ("candidates", _frame(cands.tail))

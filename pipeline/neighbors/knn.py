@@ -195,9 +195,13 @@ def knn_lists(
     empty = NeighborLists(*(np.zeros(0, t) for t in (np.int32, np.int32, np.float32, np.int16)))
     if len(ids) < 2:
         log.warning("%s: fewer than two non-zero vectors; no kNN lists", name)
-        return empty, report
+        return empty, {**report, "k": 0}
     base = np.ascontiguousarray(normed[ids])
     k_eff = min(k, len(ids) - 1)
+    if k_eff < k:  # a list holds the other items at most; say so where the lists are described
+        report["k"] = k_eff
+        log.warning("%s: neighbors.k = %d, but only %d items have a vector: lists of %d neighbours (neighbors.json k)",
+                    name, k, len(ids), k_eff)
     width = k_eff + 1  # one more than kept: the first entry left out is the list's cut score
     if chosen.startswith("faiss"):
         blocks = _faiss_blocks(base, width, chosen, device, block_size, name)

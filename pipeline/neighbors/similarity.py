@@ -27,8 +27,9 @@ def l2_normalize(vectors: np.ndarray, name: str = "features") -> tuple[np.ndarra
     if x.ndim != 2:
         raise UserError(f"{name}: expected a 2-d [n_items, dim] matrix, got shape {x.shape}")
     if not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).any(axis=1).sum())
-        raise UserError(f"{name}: {bad} row(s) hold NaN or infinite values")
+        bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+        rows = ", ".join(map(str, bad[:5].tolist())) + (", ..." if len(bad) > 5 else "")
+        raise UserError(f"{name}: {len(bad)} row(s) hold NaN or infinite values (row = item id): {rows}")
     x = x.astype(np.float32, copy=False)
     norms = np.concatenate(  # float64 norms, in row blocks so no float64 copy of x is held
         [np.linalg.norm(x[i : i + 4096].astype(np.float64), axis=1) for i in range(0, len(x), 4096)]

@@ -65,6 +65,7 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
+    Rule("data/params.valid", "exact", "md5 in dvc.lock"),
     Rule("data/raw/*/manifest.json", "exact", "committed bytes"),
     Rule("data/raw/*/*", "exact", "md5 in dvc.lock"),
     Rule("data/*/ingest/*.parquet", "exact", "md5 in dvc.lock"),

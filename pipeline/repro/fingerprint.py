@@ -72,6 +72,11 @@ def empty_sketch() -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
 
 
+def empty_fingerprint() -> pl.DataFrame:
+    return pl.DataFrame(schema={"part": pl.String, "key": pl.Int32, "n": pl.Int32, "hash": pl.Int64,
+                                "score_sum": pl.Float64, "margin": pl.Float32})
+
+
 def _frame(part: str, key: np.ndarray, n: np.ndarray, hashes: np.ndarray, score_sum: np.ndarray, margin: np.ndarray) -> pl.DataFrame:
     return pl.DataFrame(
         {

@@ -2,7 +2,7 @@
 
 Stages are classified by the ``python -m stages.<module>`` of their command in ``dvc.lock``:
 
-* data stages (synth, download, ingest, features, neighbors, graph) of every dataset: rebuilt;
+* data stages (check, synth, download, ingest, features, neighbors, graph) of every dataset: rebuilt;
 * training runs: every run of the datasets in ``repro.full`` (the default dataset's whole matrix),
   and for each other dataset one seed per model, drawn with ``repro.seed`` (so every model of
   every dataset is retrained on each check); their metrics are recomputed;
@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-DATA_MODULES = ("synth", "download", "ingest", "features", "neighbors", "graph")
+DATA_MODULES = ("check", "synth", "download", "ingest", "features", "neighbors", "graph")
 _CMD = re.compile(r"python -m stages\.(\w+)((?: \S+)*)")
 
 

@@ -87,6 +87,16 @@ def report(dataset: str = typer.Argument(..., help="dataset name")) -> None:
     _stage("report", dataset)
 
 
+@app.command("train-all")
+def train_all(
+    jobs: int = typer.Option(2, "--jobs", help="training runs side by side (each with train.threads threads)"),
+) -> None:
+    """Run the stale training stages N at a time, then record them in dvc.lock (dvc commit); `dvc repro` does the rest."""
+    from pipeline.repro.parallel import train_all as run
+
+    run(".", jobs)
+
+
 @app.command("repro-check")
 def repro_check(
     keep: bool = typer.Option(False, "--keep", help="keep the temporary clone (its path is printed)"),

@@ -78,8 +78,10 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 
 
 def negative_scores(user: torch.Tensor, items: torch.Tensor, negs: torch.Tensor) -> torch.Tensor:
-    """<u_b, items[negs[b, k]]>, [B, K] (an elementwise product of the gathered rows: on CPU faster,
-    forward and backward, than a dense [B, n_items] product or an einsum)."""
+    """<u_b, items[negs[b, k]]>, [B, K]: one dense product when cheaper than gathering B*K rows
+    (on CPU up to ~200 items per negative: 5.5 ms against 8.5 ms forward + backward at MovieLens size)."""
+    if items.shape[0] <= 200 * negs.shape[1]:
+        return (user @ items.T).gather(1, negs)
     return (items[negs] * user.unsqueeze(1)).sum(-1)
 
 

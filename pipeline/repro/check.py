@@ -5,8 +5,10 @@
 2. Staleness, machine-independent: ``dvc status`` must find every stage's code, params and
    shipped inputs as ``dvc.lock`` records them, and every committed (``cache: false``) output
    equal to its lock entry. A change committed without re-running the pipeline fails here.
-3. Rebuild what :mod:`pipeline.repro.plan` selects with ``dvc repro --single-item --force``
-   (trusted stages are never run), and evaluate the sampled training runs.
+3. Rebuild what :mod:`pipeline.repro.plan` selects: the data stages with ``dvc repro
+   --single-item --force``, the training runs ``repro.jobs`` at a time (:mod:`pipeline.repro.parallel`:
+   one thread each, as in ``dvc repro``), then the full datasets' evaluation and reports (trusted
+   stages are never run), and evaluate the sampled training runs.
 4. Compare every rebuilt output with the committed one by the rule of its kind
    (:mod:`pipeline.repro.contract`, :mod:`pipeline.repro.compare`); print one table and the plan;
    fail only when the contract is broken.
@@ -32,6 +34,7 @@ from pipeline.errors import UserError
 from pipeline.log import get_logger
 from pipeline.repro import compare, contract
 from pipeline.repro.compare import Finding
+from pipeline.repro.parallel import run_parallel, stage_command
 from pipeline.repro.plan import Plan, make_plan, parse_stage
 
 log = get_logger(__name__)
@@ -206,6 +209,7 @@ def run_check(repo: str | Path = ".", *, workdir: str | Path | None = None, keep
         params = yaml.safe_load((work / "params.yaml").read_text())
         settings = params.get("repro") or {}
         full, seed = list(settings.get("full", [])), int(settings.get("seed", 0))
+        jobs = int(settings.get("jobs", 2))
         print(f"repro-check: {repo} at {_run(['git', 'rev-parse', '--short', 'HEAD'], work, 'git', True).strip()}, in {work}", flush=True)
         stale = stale_stages(json.loads(_dvc(work, "status", "--json", capture=True) or "{}"), committed_lock)
         if stale:
@@ -219,7 +223,13 @@ def run_check(repo: str | Path = ".", *, workdir: str | Path | None = None, keep
             print(f"repro-check: {ds}: one seed per model retrained and evaluated ({', '.join(runs)})")
         print(f"repro-check: trusts {len(plan.trusted)} stage(s) from the commit: {_summary(plan.trusted)}", flush=True)
         t0 = time.perf_counter()
-        _dvc(work, "repro", "--single-item", "--force", *plan.rebuilt)
+        _dvc(work, "repro", "--single-item", "--force", *plan.data)
+        train = {name: stage_command(committed_lock["stages"][name]) for name in plan.train}
+        print(f"repro-check: data stages rebuilt in {time.perf_counter() - t0:.0f} s; training {len(train)} run(s), {jobs} at a time",
+              flush=True)
+        run_parallel(train, jobs, work, work / "logs" / "repro-check")
+        if plan.evaluate or plan.report:
+            _dvc(work, "repro", "--single-item", "--force", *plan.evaluate, *plan.report)
         for ds, runs in plan.sampled.items():
             _run([sys.executable, "-m", "stages.evaluate", ds, "--runs", ",".join(runs)], work, f"evaluate {ds}")
         rebuild_s = time.perf_counter() - t0

@@ -93,6 +93,7 @@ class Train(Section):
     device: Device = "auto"
     valid_every_steps: PositiveInt = 50
     max_validations: PositiveInt = 1000
+    threads: NonNegativeInt = 1
     patience: NonNegativeInt = 20
     lr: PositiveFloat = 1e-3
     batch_size: PositiveInt = 2048
@@ -136,6 +137,7 @@ class Tune(Section):
     workers: PositiveInt = 1
     inherit: Annotated[dict[Name, Name], Field(description="a mapping of model -> the model whose study it uses")] = {}
     spaces: Annotated[dict[Name, SpaceSections], Field(description="a mapping of model -> its search space")] = {}
+    sweeps: Annotated[dict[Name, SpaceSections], Field(description="a mapping of model -> keys swept one at a time after its search")] = {}
 
 
 class Repro(Section):
@@ -143,6 +145,7 @@ class Repro(Section):
 
     full: Names = []
     seed: Seed = 0
+    jobs: PositiveInt = 2
 
 
 class Params(Section):

@@ -68,6 +68,7 @@ class TrainSettings:
     max_validations: int = 1000
     patience: int = 20
     valid_every_steps: int = 50
+    threads: int = 1  # torch threads of a run (0: torch's default, all cores); part of what makes its bytes
     lr: float = 1e-3
     batch_size: int = 2048
     emb_dim: int = 64
@@ -88,6 +89,8 @@ class TrainSettings:
                 raise UserError(f"params.yaml: train.{key} must be a positive integer, got {getattr(self, key)!r}")
         if int(self.patience) < 0:
             raise UserError(f"params.yaml: train.patience must be >= 0, got {self.patience!r}")
+        if int(self.threads) < 0:
+            raise UserError(f"params.yaml: train.threads must be >= 0 (0 = all cores), got {self.threads!r}")
         if not float(self.lr) > 0:
             raise UserError(f"params.yaml: train.lr must be positive, got {self.lr!r}")
         k = int(m.group(2))
@@ -211,6 +214,8 @@ def fit(
     checkpoint in ``out_dir``, training continues from it (same settings and seed required).
     """
     device = torch.device(resolve_device(settings.device, "train.device"))
+    if settings.threads:
+        torch.set_num_threads(settings.threads)  # the CPU kernels (and their bits) depend on it: fixed per run
     out = Path(out_dir) if out_dir is not None else None
     logs = Path(log_dir) if log_dir is not None else None
     if out is not None:

@@ -72,3 +72,21 @@ def parse_space(model: str, spec: Any, max_trials: int) -> Space:
     if max_trials < 1:
         raise UserError(f"params.yaml: tune.max_trials must be a positive integer, got {max_trials}")
     return Space(model, values, max_trials)
+
+
+def parse_sweeps(model: str, spec: Any, space: Space) -> dict[str, list[Any]]:
+    """``tune.sweeps.<model>`` (sections as a space) as ordered dotted key -> values; a swept key
+    must not also be searched."""
+    where = f"params.yaml: tune.sweeps.{model}"
+    if not spec:
+        return {}
+    if not isinstance(spec, dict):
+        raise UserError(f"{where}: expected a mapping of sections {list(SECTIONS)}, got {type(spec).__name__}")
+    sweeps = {}
+    for key, options in _flatten(model, spec, where).items():
+        if key in space.values:
+            raise UserError(f"{where}: {key} is also in tune.spaces.{model} (a key is either searched or swept)")
+        if not isinstance(options, list) or not options or len({repr(v) for v in options}) != len(options):
+            raise UserError(f"{where}: {key}: expected a non-empty list of distinct values, got {options!r}")
+        sweeps[key] = list(options)
+    return sweeps

@@ -7,13 +7,18 @@ processes (``tune.workers``), or several machines given the same storage, run tr
 at once; Optuna's storage hands each trial to one worker.
 
 The study is a function of the data and the space: exhaustive grids (``GridSampler``) and seeded
-TPE give the same trials, each a seeded training run. The selection is the completed trial with
-the highest validation score, ties broken by the grid order of the values (so it does not depend
-on which worker ran what). Never the test split.
+TPE give the same trials, each a seeded training run. A *sweep* (``tune.sweeps.<model>``) follows
+the search: one key at a time, in the order listed, every value is tried at the best point so far,
+which moves to the best of them (a coordinate search; its trials are the sensitivity curves of
+the paper's Figures 4-6). The selection is the completed trial with the highest validation score
+over the search and the sweeps, ties broken by the order of the table (search in grid order, then
+the sweeps), so it does not depend on which worker ran what. Never the test split: test metrics are
+recorded for the figures only.
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import time
 from pathlib import Path
@@ -32,6 +37,8 @@ log = get_logger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one log line per trial is ours
 
 RESULT_FIELDS = ("best_epoch", "epochs", "validations", "stop_reason")
+#: metrics recorded per trial (valid: the objective's split; test: for the sensitivity figures only)
+RECORDED = ("recall@20", "ndcg@20")
 
 
 def storage(spec: str, journal: Path):
@@ -50,28 +57,49 @@ def storage(spec: str, journal: Path):
 
 
 def sampler(space: Space, seed: int) -> optuna.samplers.BaseSampler:
-    if space.exhaustive:
-        return optuna.samplers.GridSampler(space.values, seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    """TPE for a space larger than the budget; an exhaustive space's points are all enqueued instead
+    (:func:`grid_points`: the storage hands each to one worker, so none runs twice, unlike
+    GridSampler's draws under several workers), and the sampler is never asked."""
+    return optuna.samplers.RandomSampler(seed=seed) if space.exhaustive else optuna.samplers.TPESampler(seed=seed)
+
+
+def grid_points(space: Space) -> list[dict[str, Any]]:
+    """Every point of the grid, in grid order (the last key varies fastest)."""
+    return [dict(zip(space.values, combo)) for combo in itertools.product(*space.values.values())]
 
 
 def objective(runner: Callable[[dict[str, Any]], TrialResult], space: Space) -> Callable[[optuna.Trial], float]:
     def run(trial: optuna.Trial) -> float:
+        if space.exhaustive and not _enqueued(trial):
+            # every grid point was enqueued and taken by some worker: this one was sampled past them (a race)
+            trial.study.stop()
+            raise optuna.TrialPruned("no grid point left for this worker")
         values = {key: trial.suggest_categorical(key, options) for key, options in space.values.items()}
         t0 = time.perf_counter()
         result = runner(values)
         for key in RESULT_FIELDS:
             trial.set_user_attr(key, getattr(result, key))
+        for split in ("valid", "test"):
+            for metric in RECORDED:
+                trial.set_user_attr(f"{split}_{metric}", getattr(result, split).get(metric))
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
         return result.value
 
     return run
 
 
+def _enqueued(trial: optuna.Trial) -> bool:
+    """Did this trial come from the queue of grid points (its params fixed by enqueue_trial)?"""
+    frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+    return "fixed_params" in frozen.system_attrs
+
+
 def _log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = max((t.value for t in done), default=float("nan"))
     a = trial.user_attrs
+    if trial.state == optuna.trial.TrialState.PRUNED:
+        return
     if trial.state == optuna.trial.TrialState.COMPLETE:
         log.info("trial %d: %s -> valid %.4f (best %.4f of %d), best epoch %s of %s (%s), %.1f s", trial.number,
                  trial.params, trial.value, best, len(done), a.get("best_epoch"), a.get("epochs"), a.get("stop_reason"),
@@ -81,8 +109,10 @@ def _log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
 
 
 def optimize(study: optuna.Study, runner, space: Space) -> None:
-    """Run trials in this process until the study's budget (the grid, or ``space.n_trials``) is spent."""
-    done = optuna.study.MaxTrialsCallback(space.n_trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL))
+    """Run trials in this process until the study's budget (the grid, or ``space.n_trials``) is spent
+    (counting the trials other workers run, so no worker starts one past it)."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
+    done = optuna.study.MaxTrialsCallback(space.n_trials, states=states)
     study.optimize(objective(runner, space), n_trials=space.n_trials, catch=(UserError,), callbacks=[done, _log_trial],
                    show_progress_bar=_progress_enabled())
 
@@ -105,7 +135,10 @@ def run_study(make_runner: Callable[[], Any], space: Space, *, name: str, storag
         except KeyError:
             pass
     study = optuna.create_study(study_name=name, storage=store, sampler=sampler(space, seed), direction="maximize", load_if_exists=True)
-    threads = max(1, torch.get_num_threads() // max(1, workers))
+    if space.exhaustive and not study.trials:
+        for point in grid_points(space):
+            study.enqueue_trial(point)
+    threads = max(1, torch.get_num_threads() // max(1, workers))  # a run's train.threads, when set, wins in fit()
     extra = []
     if workers > 1:
         ctx = mp.get_context("spawn")
@@ -126,8 +159,8 @@ def _grid_key(space: Space, values: dict[str, Any]) -> tuple[int, ...]:
     return tuple(space.values[k].index(values[k]) if values.get(k) in space.values[k] else len(space.values[k]) for k in space.values)
 
 
-def trials_table(study: optuna.Study, space: Space, metric: str) -> pl.DataFrame:
-    """One row per distinct candidate (a grid point a worker ran twice counts once), in grid order."""
+def table_rows(study: optuna.Study, space: Space, phase: str) -> list[dict[str, Any]]:
+    """One row per distinct candidate of ``study`` (a grid point two workers ran counts once), in grid order."""
     rows, seen = [], set()
     for t in sorted(study.trials, key=lambda t: t.number):
         if t.state not in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL) or len(t.params) != len(space.values):
@@ -137,19 +170,67 @@ def trials_table(study: optuna.Study, space: Space, metric: str) -> pl.DataFrame
             continue
         seen.add(key)
         done = t.state == optuna.trial.TrialState.COMPLETE
-        rows.append({"trial": t.number, "state": t.state.name.lower(), **{k: t.params[k] for k in space.values},
-                     f"valid_{metric}": t.value if done else None, **{k: t.user_attrs.get(k) for k in RESULT_FIELDS}})
-    rows.sort(key=lambda r: _grid_key(space, r))
-    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+        rows.append({"phase": phase, "trial": t.number, "state": t.state.name.lower(), "values": dict(t.params),
+                     "value": t.value if done else None, **{k: t.user_attrs.get(k) for k in RESULT_FIELDS},
+                     **{f"{split}_{m}": t.user_attrs.get(f"{split}_{m}") for split in ("valid", "test") for m in RECORDED}})
+    rows.sort(key=lambda r: _grid_key(space, r["values"]))
+    return rows
 
 
-def select(table: pl.DataFrame, space: Space, metric: str) -> dict[str, Any]:
-    """The validation argmax of a trials table (ties: the first in grid order); {} without completed trials."""
-    col = f"valid_{metric}"
-    if not table.height or col not in table.columns:
-        return {}
-    done = table.filter(pl.col("state") == "complete")
-    if not done.height:
-        return {}
-    best = done.sort(col, descending=True, maintain_order=True).row(0, named=True)  # the table is in grid order
-    return {"values": {k: best[k] for k in space.values}, "value": best[col], "trial": best["trial"]}
+def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The completed row of highest validation score; ties: the first in table order."""
+    done = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
+    return max(done, key=lambda r: r["value"]) if done else None  # max keeps the first of equal values
+
+
+def run_search(make_runner, space: Space, sweeps: dict[str, list[Any]], *, name: str, storage_spec: str, journal: Path,
+               seed: int, workers: int = 1, fresh: bool = True, defaults: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The search over ``space``, then a coordinate sweep over each key of ``sweeps`` (in order) at the best
+    point so far; every candidate's row (see :func:`table_rows`). ``defaults``: the params values of the
+    swept keys, i.e. the point the search ran at; a sweep's row at the current value is that earlier
+    trial (listed again under the sweep, with its trial number), not a new run."""
+    defaults = dict(defaults or {})
+    rows = table_rows(run_study(make_runner, space, name=name, storage_spec=storage_spec, journal=journal, seed=seed,
+                                workers=workers, fresh=fresh), space, "search")
+    for key, values in sweeps.items():
+        best = best_row(rows)
+        if best is None:
+            break
+        current = {**{k: v for k, v in best["values"].items()}}
+        now = current.get(key, defaults.get(key))
+        todo = [v for v in values if v != now]
+        if not todo:
+            continue
+        fixed = {k: [v] for k, v in current.items() if k != key}
+        sweep = Space(space.model, {**fixed, key: todo}, max_trials=len(todo))
+        log.info("%s: sweep of %s over %s at the best point so far (valid %.4f, %s = %s)", name, key, todo, best["value"], key, now)
+        found = run_study(make_runner, sweep, name=f"{name}-sweep-{key}", storage_spec=storage_spec,
+                          journal=journal.with_name(f"{journal.stem}-sweep-{key}{journal.suffix}"), seed=seed, workers=workers, fresh=fresh)
+        new = table_rows(found, sweep, f"sweep {key}")
+        if now in values:  # the curve's point at the current value: the best trial so far
+            new.append({**best, "phase": f"sweep {key}", "values": {**current, key: now}})
+            new.sort(key=lambda r: values.index(r["values"][key]))
+        rows += new
+    return rows
+
+
+def trials_table(rows: list[dict[str, Any]], keys: list[str], metric: str) -> pl.DataFrame:
+    """The committed trials table: one row per candidate (phase, trial, state, each key, the
+    validation objective, the recorded metrics, how the run stopped)."""
+    if not rows:
+        return pl.DataFrame()
+    out = []
+    for r in rows:
+        row = {"phase": r["phase"], "trial": r["trial"], "state": r["state"]}
+        row.update({k: r["values"].get(k) for k in keys})
+        row[f"valid_{metric}"] = r["value"]
+        row.update({k: r[k] for k in (f"{s}_{m}" for s in ("valid", "test") for m in RECORDED) if k != f"valid_{metric}"})
+        row.update({k: r[k] for k in RESULT_FIELDS})
+        out.append(row)
+    return pl.DataFrame(out, infer_schema_length=None)
+
+
+def select(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The validation argmax of the rows: ``{"values", "value", "trial", "phase"}`` ({} without a completed trial)."""
+    best = best_row(rows)
+    return {} if best is None else {"values": best["values"], "value": best["value"], "trial": best["trial"], "phase": best["phase"]}

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.data import SignedEdges, TrainData, load_train_data
+from pipeline.evaluation.ranking import EvalSets, evaluate
 from pipeline.graph.build import candidate_settings, signed_graph
 from pipeline.graph.signed import GraphSettings
 from pipeline.models.registry import build_model, model_class, resolve_config, train_overrides
@@ -47,6 +48,7 @@ class TrialResult:
     validations: int
     stop_reason: str
     valid: dict[str, float]
+    test: dict[str, float]  # of the best-validation model: recorded for the sensitivity figures, never selected on
 
 
 class TrialRunner:
@@ -89,4 +91,7 @@ class TrialRunner:
         result = fit(lambda device: build_model(self.model, data, params["models"], settings.emb_dim, device, overrides),
                      data, settings, self.seed)
         h = result.history
-        return TrialResult(float(h["valid"][self.metric]), h["best_epoch"], h["epochs"], h["validations"], h["stop_reason"], h["valid"])
+        test = evaluate(result.user_emb, result.item_emb, EvalSets.from_data(data), split="test", ks=settings.ks,
+                        protocol=settings.protocol, batch_size=settings.eval_batch_size).mean
+        return TrialResult(float(h["valid"][self.metric]), h["best_epoch"], h["epochs"], h["validations"], h["stop_reason"],
+                           h["valid"], {k: float(v) for k, v in test.items()})

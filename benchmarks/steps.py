@@ -138,7 +138,7 @@ def step_knn(spec: dict) -> dict:
     is reported, as for epochs); on the CPU once."""
     import torch
 
-    from pipeline.features.device import resolve_device
+    from pipeline.device import resolve_device
     from pipeline.neighbors.knn import knn_lists
     from pipeline.params import get, load_params
 
@@ -180,7 +180,7 @@ def step_train(spec: dict) -> dict:
 
     params = load_params()
     settings = TrainSettings.from_params(params)
-    device = resolve_device(spec.get("device") or settings.device)
+    device = torch.device(resolve_device(spec.get("device") or settings.device, "train.device"))
     name = spec["model"]
     kind, cfg = resolve_config(name, get(params, "models"))
     data, load_s = _timed(lambda: _load(spec, kind, cfg))

@@ -24,7 +24,7 @@ from pipeline.paths import DATA
 from pipeline.tuning.selection import SELECTED, TRIALS, study_dir
 from pipeline.tuning.space import parse_space, parse_sweeps
 from pipeline.tuning.study import run_search, select, trials_table
-from pipeline.tuning.trial import TrialRunner, model_inputs
+from pipeline.tuning.trial import TrialRunner, inert_keys, model_inputs
 from stages._main import run_stage
 
 log = get_logger(__name__)
@@ -44,6 +44,11 @@ def main(dataset: str, model: str, *flags: str) -> None:
         log.warning("%s / %s: the dataset has no item features (%s is empty): %s cannot run on it, nothing to select",
                     dataset, model, vec_dir, model)
         space = parse_space(model, None, space.max_trials)
+    inert = {f"models.{model}.{k}" for k in inert_keys(model, params, sorted(p.stem for p in vec_dir.glob("*.npy")))} & set(space.values)
+    if inert:
+        log.warning("%s / %s: %s cannot change the model on this dataset (%s); left out of the search at its params.yaml value",
+                    dataset, model, sorted(inert), ", ".join(sorted(p.stem for p in vec_dir.glob("*.npy"))) or "no features")
+        space = space.without(inert)
     sweeps = parse_sweeps(model, get(params, f"tune.sweeps.{model}", None), space) if space.values else {}
     metric = str(get(params, "train.valid_metric"))
     out = study_dir(dataset, model)

@@ -272,3 +272,17 @@ def test_lgmrec_loss_parts_by_number_of_modalities(text_only):
     parts = model.loss(torch.tensor([0, 1]), torch.from_numpy(data.train.item[:2]), torch.tensor([3, 4]))
     assert set(parts) == ({"bpr", "reg"} if text_only else {"bpr", "reg", "cl"})
     assert not model.state_dict().keys() & {"feat_text", "feat_image"}  # frozen features stay out of checkpoints
+
+
+def test_lgmrec_declares_cl_weight_inert_exactly_when_its_loss_ignores_it():
+    assert LGMRec.inert_keys(["text"]) == {"cl_weight"} and LGMRec.inert_keys(["image", "text"]) == frozenset()
+    losses = {}
+    for text_only in (True, False):
+        data = _text_only() if text_only else planted_data()
+        for weight in (1e-4, 1e-1):
+            torch.manual_seed(0)
+            model = LGMRec(data, {**_cfg("lgmrec"), "cl_weight": weight}, 8, "cpu")
+            parts = model.loss(torch.tensor([0, 1]), torch.from_numpy(data.train.item[:2]), torch.tensor([3, 4]))
+            losses[text_only, weight] = sum(parts.values()).item()
+    assert losses[True, 1e-4] == losses[True, 1e-1]      # one modality: the weight multiplies nothing
+    assert losses[False, 1e-4] != losses[False, 1e-1]

@@ -131,3 +131,15 @@ def test_run_settings_precedence_train_then_model_overrides_then_selected():
     assert (authors.lr, authors.batch_size) == (0.005, 1024)
     applied, tuned = run_settings(params, "siren", {"train.lr": 0.001, "models.siren.reg": 0.1})
     assert (tuned.lr, tuned.batch_size) == (0.001, 1024) and applied["models"]["siren"]["reg"] == 0.1
+
+
+def test_a_study_leaves_out_keys_the_model_declares_inert():
+    space = parse_space("lgmrec", {"train": {"lr": [0.001, 0.005]}, "model": {"cl_weight": [1e-4, 1e-3, 1e-2]}}, max_trials=24)
+    from pipeline.params import load_params
+    from pipeline.tuning.trial import inert_keys
+
+    params = load_params(ROOT / "params.yaml")
+    assert inert_keys("lgmrec", params, ["text"]) == {"cl_weight"}
+    assert inert_keys("mf", params, ["text"]) == frozenset()
+    kept = space.without({"models.lgmrec.cl_weight"})
+    assert kept.values == {"train.lr": [0.001, 0.005]} and kept.n_trials == 2

@@ -10,7 +10,7 @@ returned by :meth:`embeddings`, which is all evaluation needs.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import torch
 from torch import nn
@@ -39,6 +39,12 @@ class Recommender(nn.Module, ABC):
     def inputs(cls, cfg: dict[str, Any]) -> frozenset[str]:
         """Inputs this configuration reads beyond interactions (default: the class's ``needs``)."""
         return cls.needs
+
+    @classmethod
+    def inert_keys(cls, modalities: Sequence[str]) -> frozenset[str]:
+        """Keys of its params section that cannot change this model on a dataset with these
+        modalities (a study leaves them out of its search). Default: none."""
+        return frozenset()
 
     def param(self, key: str, default: Any = ...) -> Any:
         """A hyper-parameter of this model's params section (UserError naming a missing key)."""

@@ -24,7 +24,7 @@ torch's global generator, which the trainer seeds.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -66,6 +66,11 @@ class LGMRec(Recommender):
     name = "lgmrec"
     needs = frozenset({"features"})
     reference = "Guo et al., LGMRec: Local and Global Graph Learning for Multimodal Recommendation, AAAI 2024"
+
+    @classmethod
+    def inert_keys(cls, modalities: Sequence[str]) -> frozenset[str]:
+        """The cross-modal hyperedge InfoNCE needs two modalities: with one, ``cl_weight`` weighs nothing."""
+        return frozenset({"cl_weight"}) if len(modalities) < 2 else frozenset()
 
     def __init__(self, data: TrainData, cfg: dict[str, Any], emb_dim: int, device: torch.device):
         super().__init__(data, cfg, emb_dim, device)

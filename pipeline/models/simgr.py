@@ -112,13 +112,16 @@ class SiMGR(Recommender):
         adj_neg = binary_adjacency(self.n_users, self.n_items, edges.user[neg], edges.item[neg], self.device)
         mlp_layers = int(self.param("mlp_layers"))
         self.sga = SignedGraphAugmentation(self.n_users, self.n_items, adj_pos, adj_neg, emb_dim, self.n_layers, mlp_layers)
-        self.sign_user = torch.from_numpy(edges.user).to(self.device)
-        self.sign_item = torch.from_numpy(edges.item).to(self.device)
-        self.sign_sign = torch.from_numpy(edges.sign.astype(np.float32)).to(self.device)
+        # eq. 4 sums over E+ / E-, which after APFI hold the pseudo edges; `pseudo_in_sign_loss: false` is the
+        # other reading (pseudo edges shape A+ / A- only), a diagnosis variant (docs/paper-notes.md)
+        in_loss = np.ones(len(edges.user), bool) if bool(self.param("pseudo_in_sign_loss", True)) else ~edges.pseudo
+        self.sign_user = torch.from_numpy(edges.user[in_loss]).to(self.device)
+        self.sign_item = torch.from_numpy(edges.item[in_loss]).to(self.device)
+        self.sign_sign = torch.from_numpy(edges.sign[in_loss].astype(np.float32)).to(self.device)
         log.info(
             "SGA (pst=%s, apfi=%s): A+ %d edges (%d pseudo), A- %d edges (%d pseudo); %d signed edges in the sign loss",
             self.use_pst, self.use_apfi, int(pos.sum()), int((pos & edges.pseudo).sum()),
-            int(neg.sum()), int((neg & edges.pseudo).sum()), len(edges.user),
+            int(neg.sum()), int((neg & edges.pseudo).sum()), int(in_loss.sum()),
         )  # fmt: skip
 
     def _signed_edges(self, data: TrainData) -> SignedEdges:

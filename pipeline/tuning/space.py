@@ -38,6 +38,10 @@ class Space:
     def n_trials(self) -> int:
         return self.size if self.exhaustive else self.max_trials
 
+    def without(self, keys: set[str]) -> "Space":
+        """The space with the dotted ``keys`` left out (they then keep their params.yaml values)."""
+        return Space(self.model, {k: v for k, v in self.values.items() if k not in keys}, self.max_trials)
+
 
 SECTIONS = ("train", "model", "pst", "apfi")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -38,6 +38,11 @@ def run_settings(params: dict[str, Any], model: str, values: dict[str, Any]) -> 
 def model_inputs(model: str, params: dict[str, Any]) -> frozenset[str]:
     kind, cfg = resolve_config(model, params["models"])
     return model_class(kind).inputs(cfg)
+
+
+def inert_keys(model: str, params: dict[str, Any], modalities: Sequence[str]) -> frozenset[str]:
+    """The model's own keys that cannot change it on a dataset with these modalities."""
+    return model_class(resolve_config(model, params["models"])[0]).inert_keys(modalities)
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def test_own_ratings_csv_to_the_report(tmp_path, monkeypatch, capsys, with_items
     monkeypatch.chdir(tmp_path)
 
     check.main()
-    assert capsys.readouterr().out == f"params.yaml: valid ({len(params)} sections, 7 datasets, 11 models)\n"
+    assert capsys.readouterr().out == f"params.yaml: valid ({len(params)} sections, 7 datasets, 12 models)\n"
     download.main("mine")
     ingest.main("mine")
     stats = json.loads(Path("data/mine/ingest/stats.json").read_text())

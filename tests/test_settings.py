@@ -35,7 +35,7 @@ def _error(mutate, complete: bool = True) -> str:
 
 def test_the_shipped_params_are_valid():
     validate_params(copy.deepcopy(SHIPPED), complete=True)
-    assert summary(SHIPPED) == f"params.yaml: valid ({len(SHIPPED)} sections, 6 datasets, 11 models)"
+    assert summary(SHIPPED) == f"params.yaml: valid ({len(SHIPPED)} sections, 6 datasets, 12 models)"
     assert "epoch_cap" not in SHIPPED["run"]  # a dataset needs no key outside its datasets entry
 
 
@@ -140,7 +140,7 @@ def test_simgr_check_prints_the_summary_or_the_first_problem(tmp_path, monkeypat
 
     ok = CliRunner().invoke(app, ["check", "--params", str(ROOT / "params.yaml")])
     assert ok.exit_code == 0, ok.output
-    assert ok.output == f"{ROOT / 'params.yaml'}: valid ({len(SHIPPED)} sections, 6 datasets, 11 models)\n"
+    assert ok.output == f"{ROOT / 'params.yaml'}: valid ({len(SHIPPED)} sections, 6 datasets, 12 models)\n"
     bad = copy.deepcopy(SHIPPED)
     bad["train"]["lr"] = "fast"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(bad))

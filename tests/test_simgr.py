@@ -177,6 +177,18 @@ def test_apfi_switch_controls_pseudo_edges_in_a_plus_and_a_minus():
     assert nnz == 2 * observed  # every observed edge, once, in A+ or A-
 
 
+def test_pseudo_edges_can_stay_out_of_the_sign_loss_but_keep_shaping_a_plus_and_a_minus():
+    data = planted_data()
+    e, m = _graph(data), data.n_users
+    full, observed_only = build(), build(pseudo_in_sign_loss=False)
+    assert len(full.sign_user) == len(e.user)
+    keys = set((observed_only.sign_user * 10_000 + observed_only.sign_item).tolist())
+    assert keys == set((e.user[~e.pseudo] * 10_000 + e.item[~e.pseudo]).tolist())  # exactly the observed edges
+    for adj in ("adj_pos", "adj_neg"):  # the graphs are the same
+        a, b = getattr(full.sga, adj), getattr(observed_only.sga, adj)
+        assert torch.equal(a.to_dense(), b.to_dense())
+
+
 def test_pst_switch_uses_global_delta_signs():
     data = planted_data()
     e, m = _graph(data), data.n_users

@@ -82,6 +82,7 @@ class SiMGRParams(ModelParams):
     tau: PositiveFloat
     mlp_layers: PositiveInt
     feature_precision: Precision = "float32"
+    pseudo_in_sign_loss: Flag = True
     sga: Flag
     pst: Flag
     apfi: Flag

@@ -162,6 +162,34 @@ def test_a_metric_beyond_its_band_fails():
     assert "n_test_users" in compare.compare_metrics("m", ref, other_users, band).moved
 
 
+def test_a_shift_every_run_makes_within_its_band_fails_the_model_mean():
+    runs = _fixture_runs()
+    sigma = compare.sigmas(runs)[("test", "recall@20")]
+    n = len(runs["simgr"])
+    assert n >= contract.MEAN_MIN_SEEDS
+
+    def moved(offsets):
+        out = json.loads(json.dumps(runs))
+        out = {m: {int(k): v for k, v in seeds.items()} for m, seeds in out.items()}
+        for seed, off in zip(sorted(out["simgr"]), offsets):
+            out["simgr"][seed]["test"]["recall@20"] += off * sigma
+        return out
+
+    band = compare.bands(runs)
+    key = f"metrics/fix/simgr-* ({n} seeds)"
+    limit = contract.MEAN_FACTOR * math.sqrt(2 / n)  # in sigmas: 3.27 for n = 3
+    shifted = moved([3.5] * n)  # every run 3.5 sigma off: inside its 5-sigma band, but the mean is beyond the limit
+    assert 3.5 < contract.BAND_FACTOR and 3.5 > limit
+    assert all(compare.compare_metrics("m", runs["simgr"][s], shifted["simgr"][s], band).ok for s in shifted["simgr"])
+    far = {f.output: f for f in compare.compare_model_means("fix", runs, shifted)}
+    assert not far[key].ok and "test recall@20 mean moved" in far[key].moved
+    near = {f.output: f for f in compare.compare_model_means("fix", runs, moved([3.0] * n))}
+    assert near[key].ok  # 3.0 < 3.27
+    scatter = {f.output: f for f in compare.compare_model_means("fix", runs, moved([4.0, -4.0, 1.0][:n]))}
+    assert scatter[key].ok  # runs that scatter both ways: the mean stays
+    assert all(f.ok for f in compare.compare_model_means("fix", runs, runs))
+
+
 # ----------------------------------------------------------------------------- real changes
 def _ingest_md5(tmp: Path, seed: int) -> dict[str, str]:
     ratings = tmp / "ratings.tsv"
@@ -308,8 +336,8 @@ def test_plan_rebuilds_data_and_the_full_matrix_and_one_seed_per_model_elsewhere
     plan = make_plan(LOCK["stages"], full=["magazine"], seed=0)
     assert make_plan(LOCK["stages"], full=["magazine"], seed=0).rebuilt == plan.rebuilt  # deterministic
     stages = {name: parse_stage(name, e["cmd"]) for name, e in LOCK["stages"].items()}
-    data = [n for n, s in stages.items() if s.module in ("synth", "download", "ingest", "features", "neighbors", "graph")]
-    assert sorted(plan.data) == sorted(data) and plan.data[0] == "synth"
+    data = [n for n, s in stages.items() if s.module in ("check", "download", "ingest", "features", "neighbors", "graph")]
+    assert sorted(plan.data) == sorted(data) and plan.data[0] == "check"
     train = {n: s for n, s in stages.items() if s.module == "train"}
     assert {n for n, s in train.items() if s.dataset == "magazine"} <= set(plan.train)
     for ds in {s.dataset for s in train.values()} - {"magazine"}:

@@ -170,6 +170,10 @@ def compare_outputs(repo: Path, committed_lock: dict[str, Any], rebuilt_lock: di
                 findings.append(compare.compare_json(path, _json(_git_bytes(repo, path)), json.loads((repo / path).read_bytes()), ties))
             else:
                 findings.append(compare.compare_bytes(path, _git_bytes(repo, path), (repo / path).read_bytes() if (repo / path).exists() else None))
+    for ds in sorted({contract.dataset_of(p) for st in plan.rebuilt for p in _out_md5(rebuilt_lock["stages"].get(st))
+                      if contract.rule_for(p).kind == "band"}):
+        findings += compare.compare_model_means(ds, _metrics_runs(repo, ds, committed_lock, committed=True),
+                                                _metrics_runs(repo, ds, committed_lock, committed=False))
     for ds, runs in plan.sampled.items():
         band_of.setdefault(ds, compare.bands(_metrics_runs(repo, ds, committed_lock, committed=True)))
         for run in runs:

@@ -135,20 +135,46 @@ def seed_std(runs: Mapping[str, Mapping[int, Mapping[str, Any]]], split: str, me
     return math.sqrt(float(np.mean(variances))) if variances else None
 
 
+def sigmas(runs: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> dict[tuple[str, str], float | None]:
+    """(split, metric) -> the pooled seed std of the dataset whose committed runs are ``runs`` (None: no spread)."""
+    return {(split, metric): seed_std(runs, split, metric) for split in contract.BAND_SPLITS for metric in contract.BAND_METRICS}
+
+
 def bands(runs: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> dict[tuple[str, str], float]:
-    """(split, metric) -> the band of the dataset whose committed runs are ``runs``."""
-    out = {}
-    for split in contract.BAND_SPLITS:
-        for metric in contract.BAND_METRICS:
-            sd = seed_std(runs, split, metric)
-            out[(split, metric)] = contract.BAND_FLOOR if sd is None else contract.BAND_FACTOR * sd
+    """(split, metric) -> the per-run band of the dataset whose committed runs are ``runs``."""
+    return {k: contract.BAND_FLOOR if sd is None else contract.BAND_FACTOR * sd for k, sd in sigmas(runs).items()}
+
+
+def compare_model_means(dataset: str, committed: Mapping[str, Mapping[int, Mapping[str, Any]]],
+                        rebuilt: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> list[Finding]:
+    """Per model with at least MEAN_MIN_SEEDS rebuilt seeds: the mean over those seeds of
+    (rebuilt - committed) within MEAN_FACTOR x sigma x sqrt(2 / n) for every banded metric."""
+    sigma = sigmas(committed)
+    rule = f"mean over seeds within {contract.MEAN_FACTOR:g} x sigma x sqrt(2/n)"
+    out = []
+    for model in sorted(rebuilt):
+        seeds = sorted(set(rebuilt[model]) & set(committed.get(model, {})))
+        if len(seeds) < contract.MEAN_MIN_SEEDS:
+            continue
+        worst, what, broken = 0.0, "-", None
+        for (split, metric), sd in sigma.items():
+            if not sd:
+                continue
+            width = contract.MEAN_FACTOR * sd * math.sqrt(2 / len(seeds))
+            d = float(np.mean([rebuilt[model][s][split][metric] - committed[model][s][split][metric] for s in seeds]))
+            if abs(d) / width > worst:
+                worst, what = abs(d) / width, f"{split} {metric} mean moved {d:+.4f} ({abs(d) / width:.2f} of {width:.4f})"
+            if abs(d) > width and broken is None:
+                broken = what
+        path = f"metrics/{dataset}/{model}-* ({len(seeds)} seeds)"
+        out.append(Finding(path, "band", rule, broken is None, broken or what))
     return out
 
 
 def compare_metrics(path: str, committed: Mapping[str, Any] | None, rebuilt: Mapping[str, Any] | None,
                     band: Mapping[tuple[str, str], float]) -> Finding:
     """One run's metrics JSON: exact fields equal, each banded metric within its band."""
-    rule = f"band ({contract.BAND_FACTOR:g} x seed std)"
+    rule = f"band ({contract.BAND_FACTOR:g} x seed std sigma)"
     if committed is None or rebuilt is None:
         return Finding(path, "band", rule, False, "missing " + ("in the commit" if committed is None else "after the rebuild"))
     for key in contract.METRICS_EXACT:

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-DATA_MODULES = ("check", "synth", "download", "ingest", "features", "neighbors", "graph")
+DATA_MODULES = ("check", "download", "ingest", "features", "neighbors", "graph")
 _CMD = re.compile(r"python -m stages\.(\w+)((?: \S+)*)")
 
 

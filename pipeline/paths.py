@@ -10,7 +10,8 @@
     eval/<dataset>/<model>-<seed>/          recommendations.parquet, user_metrics.parquet
     metrics/<dataset>/<model>-<seed>.json   test/valid metrics of one run (committed; read by the repro check)
     reports/<dataset>.md / .csv             the Table-2-shaped benchmark report
-    reports/plots/<view>/<dataset>.csv      data of the default `dvc plots show` views (curves, table2, ablation, sweeps)
+    reports/plots/<view>/<dataset>.csv      data of the default `dvc plots show` views (curves, table2, ablation)
+    reports/plots/sweeps/<dataset>/<key>.csv  SiMGR's sensitivity sweeps from its study (Figures 4-6)
     reports/summary/<dataset>/<model>.json  test R@20 / N@20 mean and std over seeds (the DVC metrics)
     exports/<dataset>/<model>-<seed>/       `simgr export`: recommendations, embeddings, FAISS index (not DVC outputs)
     exports/mmrec/<dataset>/                `simgr export --format mmrec`: the split and features in MMRec's layout
@@ -53,7 +54,7 @@ def metrics_file(dataset: str, model: str, seed: int | str) -> Path:
 
 REPORTS = Path("reports")
 #: the default `dvc plots show` views, one CSV per dataset in each (pipeline.report.plotdata)
-PLOT_VIEWS = ("curves", "table2", "ablation", "sweeps")
+PLOT_VIEWS = ("curves", "table2", "ablation")
 
 
 def plot_file(view: str, dataset: str, suffix: str = "") -> Path:
@@ -61,6 +62,11 @@ def plot_file(view: str, dataset: str, suffix: str = "") -> Path:
     if view not in PLOT_VIEWS:
         raise ValueError(f"plot view must be one of {PLOT_VIEWS}, got {view!r}")
     return REPORTS / "plots" / view / f"{dataset}{suffix}.csv"
+
+
+def sweep_dir(dataset: str) -> Path:
+    """``reports/plots/sweeps/<dataset>/``: one ``<key>.csv`` per swept params key (e.g. ``pst.nu.csv``)."""
+    return REPORTS / "plots" / "sweeps" / dataset
 
 
 def summary_dir(dataset: str) -> Path:

@@ -18,7 +18,7 @@ from pipeline.errors import UserError
 
 app = typer.Typer(
     name="simgr",
-    help="Sign-aware multimodal recommendation: ingest, features, neighbors, graph, train, evaluate, report.",
+    help="Sign-aware multimodal recommendation: ingest, features, neighbors, tune, graph, train, evaluate, report.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -51,14 +51,24 @@ def features(dataset: str = typer.Argument(..., help="dataset name from params.y
 
 @app.command()
 def neighbors(dataset: str = typer.Argument(..., help="dataset name from params.yaml 'datasets'")) -> None:
-    """FAISS item kNN lists and APFI candidate lists (stage `neighbors`)."""
+    """FAISS item kNN lists per modality (stage `neighbors`)."""
     _stage("neighbors", dataset)
 
 
 @app.command()
 def graph(dataset: str = typer.Argument(..., help="dataset name from params.yaml 'datasets'")) -> None:
-    """Signed graph with personalised thresholds and pseudo edges (stage `graph`)."""
+    """APFI candidates, personalised thresholds and pseudo edges at SiMGR's selected values (stage `graph`)."""
     _stage("graph", dataset)
+
+
+@app.command()
+def tune(
+    dataset: str = typer.Argument(..., help="dataset name"),
+    model: str = typer.Argument(..., help="model name from params.yaml 'models' (its space: tune.spaces.<model>)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the study in its storage instead of starting afresh"),
+) -> None:
+    """Select a model's hyper-parameters on validation (stage `tune_*`): tuning/<dataset>/<model>/."""
+    _stage("tune", dataset, model, *(["--resume"] if resume else []))
 
 
 @app.command()

@@ -1,11 +1,14 @@
 """Stage `report`: reports/<ds>.md and .csv in the shape of the paper's Table 2 (+ Figure 3 ablation).
 
 Reads ``metrics/<ds>/<model>-<seed>.json`` of every run in params ``run``, for the paired
-significance tests ``eval/<ds>/<run>/user_metrics.parquet``, and for the validation curves
-``models/<ds>/<run>/history.json``. Writes ``reports/<ds>.md``, ``reports/<ds>.csv``, the ablation
-chart ``reports/<ds>_ablation.png``, the data of the default ``dvc plots show`` views
-(``reports/plots/{curves,table2,ablation}/<ds>.csv``) and the summary metrics
-``reports/summary/<ds>/<model>.json`` (:mod:`pipeline.report.plotdata`).
+significance tests ``eval/<ds>/<run>/user_metrics.parquet``, for the validation curves
+``models/<ds>/<run>/history.json``, for the hyper-parameter sections each model's
+``tuning/<ds>/<model>/selected.json`` and SiMGR's ``trials.csv`` (its sweeps), and for the
+diagnosis the ingest interactions and the graph's ``pseudo_edges.parquet``. Writes
+``reports/<ds>.md``, ``reports/<ds>.csv``, the charts ``reports/<ds>_ablation.png`` and
+``reports/<ds>_sensitivity.png``, the data of the default ``dvc plots show`` views
+(``reports/plots/{curves,table2,ablation}/<ds>.csv``, ``reports/plots/sweeps/<ds>/<key>.csv``)
+and the summary metrics ``reports/summary/<ds>/<model>.json`` (:mod:`pipeline.report.plotdata`).
 
 Usage: python -m stages.report <dataset>
 """
@@ -19,10 +22,13 @@ import polars as pl
 from pipeline.errors import UserError
 from pipeline.log import get_logger
 from pipeline.params import get, load_params, read_json, write_json
-from pipeline.paths import REPORTS, eval_dir, metrics_file, model_dir, plot_file, summary_dir, summary_file
+from pipeline.paths import DATA, REPORTS, eval_dir, metrics_file, model_dir, plot_file, summary_dir, summary_file, sweep_dir
 from pipeline.report.benchmark import ABLATION_METRICS, Report, build_report
+from pipeline.report.diagnosis import ablation_deltas, diagnosis_markdown, pseudo_edge_quality
 from pipeline.report.plotdata import bars_frame, summary_metrics, validation_curves, write_csv
-from pipeline.report.plots import grouped_bars
+from pipeline.report.plots import grouped_bars, sweep_panels
+from pipeline.report.tuning import selection, sweep_frames, sweep_plot_frames, tuning_markdown
+from pipeline.tuning.selection import SELECTED, TRIALS, study_dir
 from pipeline.report.tables import display, short
 from pipeline.schemas import read_table
 from stages._main import run_stage
@@ -59,11 +65,15 @@ def main(dataset: str) -> None:
     log.info("read metrics of %d run(s) of %d model(s) for %s", sum(map(len, runs.values())), len(runs), dataset)
 
     chart = REPORTS / f"{dataset}_ablation.png"
+    tuned = bool(get(params, "tune.enabled", False))
     report = build_report(dataset, runs, user_metrics, seeds=seeds, metrics=metrics, proposed=proposed,
                           ablation=ablation, protocol=protocol, valid_metric=get(params, "train.valid_metric", "recall@20"),
-                          chart=chart.name)
+                          chart=chart.name, tuned=tuned)
     REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / f"{dataset}.md").write_text(report.markdown)
+    sections = [report.markdown, hyperparameter_section(dataset, params, list(runs), proposed)]
+    if proposed in runs and ablation and ablation[0] in runs:
+        sections.append(diagnosis_section(dataset, runs, ablation[0], [*ablation[1:], proposed]))
+    (REPORTS / f"{dataset}.md").write_text("\n".join(s.rstrip("\n") + "\n" for s in sections if s))
     report.table.write_csv(REPORTS / f"{dataset}.csv", float_precision=4)
     labels = [display(m) for m in report.ablation]
     series = {short(k): ([report.summary[m][k].mean for m in report.ablation], [report.summary[m][k].std for m in report.ablation])
@@ -72,6 +82,57 @@ def main(dataset: str) -> None:
     grouped_bars(chart, labels, series, title=f"Ablation on {dataset} ({spread})")
     log.info("wrote %s, %s, %s", REPORTS / f"{dataset}.md", REPORTS / f"{dataset}.csv", chart)
     write_plot_data(dataset, report, histories, metrics)
+
+
+def hyperparameter_section(dataset: str, params: dict, models: list[str], proposed: str) -> str:
+    """Selected values per model (a variant: its owner's study, params tune.inherit) and the
+    proposed model's sweeps, with their plot data and chart."""
+    inherit = dict(get(params, "tune.inherit", {}) or {})
+    selections, read = [], 0
+    for model in models:
+        owner = inherit.get(model, model)
+        path = study_dir(dataset, owner) / SELECTED
+        if not path.exists():
+            log.info("%s: no %s (no study of %s): its row says params.yaml values", dataset, path, owner)
+            selections.append(selection(model, owner, {}))
+            continue
+        selections.append(selection(model, owner, read_json(path)))
+        read += 1
+    trials_path = study_dir(dataset, proposed) / TRIALS
+    trials = pl.read_csv(trials_path) if trials_path.exists() and trials_path.stat().st_size else pl.DataFrame()
+    sweeps = sweep_frames(trials)
+    shutil.rmtree(sweep_dir(dataset), ignore_errors=True)  # no file of a key no longer swept
+    chart = None
+    if sweeps:
+        selected = next((s.values for s in selections if s.model == proposed), {})
+        chosen = {key: selected.get(key, get(params, key, None)) for key in sweeps}
+        frames = sweep_plot_frames(sweeps, what=dataset)
+        for key, frame in frames.items():
+            write_csv(frame, sweep_dir(dataset) / f"{key}.csv")
+        chart = REPORTS / f"{dataset}_sensitivity.png"
+        sweep_panels(chart, {k: (f["value"].to_list(), {"valid": f["valid"].to_list(), "test": f["test"].to_list()})
+                             for k, f in frames.items()}, chosen, title=f"{display(proposed)} on {dataset}: R@20 per swept value")
+        log.info("read %s: %d sweep(s) %s; wrote %s and %s/*.csv", trials_path, len(sweeps), list(sweeps), chart, sweep_dir(dataset))
+    else:
+        chosen = {}
+    log.info("read %d selected.json file(s) of %d model(s)", read, len(models))
+    return tuning_markdown(selections, sweeps, chosen, owner=proposed, seed=int(get(params, "tune.seed", 0)),
+                           chart=chart.name if chart else None)
+
+
+def diagnosis_section(dataset: str, runs: dict[str, list[dict]], base: str, models: list[str]) -> str:
+    """Validation deltas of the signed parts over Base and the quality of the committed pseudo edges."""
+    deltas = ablation_deltas(runs, base, [base, *models])
+    pseudo_path = DATA / dataset / "graph" / "pseudo_edges.parquet"
+    quality = None
+    if pseudo_path.exists():
+        interactions = read_table(DATA / dataset / "ingest" / "interactions.parquet", "interactions")
+        n_items = read_table(DATA / dataset / "ingest" / "items.parquet", "items").height
+        pseudo = read_table(pseudo_path, "pseudo_edges")
+        quality = pseudo_edge_quality(interactions, pseudo, n_items)
+        log.info("read %s (%d pseudo edges) and %d interactions: validation hit rates %s", pseudo_path, pseudo.height,
+                 interactions.height, {k: round(v["hit_rate"], 4) for k, v in quality.items()})
+    return diagnosis_markdown(deltas, quality, base)
 
 
 def write_plot_data(dataset: str, report: Report, histories: dict[str, list[tuple[str, dict]]], metrics: list[str]) -> None:

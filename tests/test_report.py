@@ -12,6 +12,8 @@ from scipy import stats
 
 from pipeline.report.significance import paired_test
 from pipeline.report.tables import marks
+from pipeline.schemas import write_table
+from test_evaluate_stage import N_ITEMS as N_ITEMS_TOY
 from test_evaluate_stage import write_fake_dataset
 
 PARAMS = {
@@ -19,7 +21,36 @@ PARAMS = {
     "evaluate": {"protocol": "mmrec", "topk": [10, 20], "batch_size": 64, "device": "cpu"},
     "report": {"metrics": ["recall@10", "recall@20", "ndcg@10", "ndcg@20"], "proposed": "simgr",
                "ablation": ["base", "base_sga", "base_sga_pst", "base_sga_apfi"]},
+    "tune": {"enabled": True, "seed": 1, "inherit": {"base_sga": "simgr"}, "spaces": {m: {} for m in ("mf", "lightgcn", "base", "simgr")}},
+    "pst": {"nu": 0.5},
 }
+# SiMGR's study: a search over lr, then a sweep of pst.nu at the best point (the 0.5 row repeats trial 1)
+SIMGR_TRIALS = """phase,trial,state,train.lr,pst.nu,valid_recall@20,valid_ndcg@20,test_recall@20,test_ndcg@20,best_epoch,epochs,validations,stop_reason
+search,0,complete,0.001,,0.30,0.15,0.28,0.14,5,25,5,early_stopping
+search,1,complete,0.005,,0.35,0.17,0.31,0.16,6,26,6,early_stopping
+sweep pst.nu,0,complete,0.005,0.3,0.33,0.16,0.32,0.15,4,24,4,early_stopping
+sweep pst.nu,1,complete,0.005,0.5,0.35,0.17,0.31,0.16,6,26,6,early_stopping
+sweep pst.nu,2,complete,0.005,0.7,0.36,0.18,0.29,0.14,7,27,7,early_stopping
+"""
+
+
+def write_tuning(root):
+    for model, values, value, trials in (("mf", {"train.lr": 0.01, "models.mf.reg": 1e-4}, 0.25, 9),
+                                         ("simgr", {"train.lr": 0.005, "pst.nu": 0.7}, 0.36, 5)):
+        d = root / "tuning" / "toy" / model
+        d.mkdir(parents=True)
+        (d / "selected.json").write_text(json.dumps({"values": values, "value": value, "trials": trials, "metric": "recall@20"}))
+    (root / "tuning" / "toy" / "simgr" / "trials.csv").write_text(SIMGR_TRIALS)
+    # pseudo edges: (2, x) for x the first validation item of users 2..4 (+1) and two items nobody has in valid
+    inter = pl.read_parquet(root / "data" / "toy" / "ingest" / "interactions.parquet")
+    valid = inter.filter(pl.col("split") == "valid").sort("user", "item")
+    hits = [valid.filter(pl.col("user") == u)["item"][0] for u in (2, 3, 4)]
+    seen = set(zip(inter["user"].to_list(), inter["item"].to_list()))
+    misses = [next(i for i in range(N_ITEMS_TOY) if (u, i) not in seen) for u in (2, 3)]
+    pseudo = pl.DataFrame({"user": [2, 3, 4, 2, 3], "item": hits + misses, "sign": [1, 1, 1, -1, -1], "weight": [1.0] * 5},
+                          schema={"user": pl.Int32, "item": pl.Int32, "sign": pl.Int8, "weight": pl.Float32})
+    write_table(pseudo, "pseudo_edges", root / "data" / "toy" / "graph" / "pseudo_edges.parquet")
+
 MODELS = ["mf", "lightgcn", "base", "base_sga", "simgr"]
 NAMES = {"mf": "MF-BPR", "lightgcn": "LightGCN", "base": "Base", "base_sga": "Base+SGA", "simgr": "SiMGR"}
 
@@ -28,6 +59,7 @@ NAMES = {"mf": "MF-BPR", "lightgcn": "LightGCN", "base": "Base", "base_sga": "Ba
 def reported(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     write_fake_dataset(root, PARAMS, seed=5)
+    write_tuning(root)
     mp = pytest.MonkeyPatch()
     mp.chdir(root)
     from stages.evaluate import main as evaluate_main
@@ -107,7 +139,7 @@ def test_significance_recomputes_from_user_metrics(reported):
 
 def test_ablation_table_and_chart(reported):
     md = (reported / "reports" / "toy.md").read_text()
-    abl = md.split("## Figure 3")[1]
+    abl = md.split("## Figure 3")[1].split("\n## ")[0]
     rows = [line.split("|")[1].strip() for line in abl.splitlines() if line.startswith("| ") and "Model" not in line]
     assert rows == ["Base", "Base+SGA", "SiMGR"]  # variants not run are left out, proposed last
     vals = np.array([_json(reported, "base_sga", s)["test"]["recall@20"] for s in (1, 2, 3)])
@@ -116,11 +148,46 @@ def test_ablation_table_and_chart(reported):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_hyperparameter_section_reads_the_studies(reported):
+    md = (reported / "reports" / "toy.md").read_text()
+    sec = md.split("## Hyper-parameters selected on validation")[1].split("\n## ")[0]
+    assert _cells(sec, "MF-BPR") == ["`train.lr` = 0.01, `models.mf.reg` = 0.0001", "9", "0.2500"]
+    assert _cells(sec, "Base+SGA")[0] == "SiMGR's selection"
+    assert _cells(sec, "LightGCN")[0] == "params.yaml values (no search space)"   # no study file
+    sweep = pl.read_csv(reported / "reports" / "plots" / "sweeps" / "toy" / "pst.nu.csv")
+    assert sweep.to_dict(as_series=False) == {"value": [0.3, 0.5, 0.7], "valid": [0.33, 0.35, 0.36], "test": [0.32, 0.31, 0.29]}
+    fig = md.split("## Figures 4-6")[1].split("\n## ")[0]
+    assert "**`pst.nu`** (chosen: 0.7)" in fig and "| 0.7 * | 0.3600 | 0.1800 | 0.2900 | 0.1400 |" in fig
+    assert (reported / "reports" / "toy_sensitivity.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_diagnosis_counts_pseudo_edge_hits_against_a_random_free_item(reported):
+    from pipeline.report.diagnosis import pseudo_edge_quality
+
+    inter = pl.read_parquet(reported / "data" / "toy" / "ingest" / "interactions.parquet")
+    pseudo = pl.read_parquet(reported / "data" / "toy" / "graph" / "pseudo_edges.parquet")
+    q = pseudo_edge_quality(inter, pseudo, N_ITEMS_TOY)
+    train = inter.filter(pl.col("split") == "train")
+    # random baseline: |V_u| / (n_items - |train_u|) (every toy user has 2 validation items), averaged over the edges' users
+    p = {u: 2 / (N_ITEMS_TOY - train.filter(pl.col("user") == u).height) for u in (2, 3, 4)}
+    assert (q["pseudo_positive"]["edges"], q["pseudo_positive"]["valid_hits"], q["pseudo_positive"]["hit_rate"]) == (3, 3, 1.0)
+    assert q["pseudo_positive"]["random_rate"] == pytest.approx((p[2] + p[3] + p[4]) / 3)
+    assert (q["pseudo_negative"]["users"], q["pseudo_negative"]["valid_hits"], q["pseudo_negative"]["ratio"]) == (2, 0, 0.0)
+    md = (reported / "reports" / "toy.md").read_text()
+    diag = md.split("## Diagnosis")[1]
+    base = np.mean([_json(reported, "base", s)["valid"]["recall@20"] for s in (1, 2, 3)])
+    simgr = np.mean([_json(reported, "simgr", s)["valid"]["recall@20"] for s in (1, 2, 3)])
+    delta = simgr - base
+    assert f"({'+' if delta >= 0 else ''}{delta:.4f})" in _cells(diag, "SiMGR")[1]
+    assert "| pseudo-positive | 3 | 3 | 3 | 1.0000 |" in diag
+
+
 def test_report_is_byte_reproducible(reported):
     from stages.report import main as report_main
 
     files = [reported / "reports" / f for f in ("toy.md", "toy.csv", "toy_ablation.png", "plots/curves/toy.csv",
-                                                "plots/table2/toy.csv", "plots/ablation/toy.csv", "summary/toy/simgr.json")]
+                                                "plots/table2/toy.csv", "plots/ablation/toy.csv", "summary/toy/simgr.json",
+                                                "toy_sensitivity.png", "plots/sweeps/toy/pst.nu.csv")]
     first = [f.read_bytes() for f in files]
     mp = pytest.MonkeyPatch()
     mp.chdir(reported)
@@ -292,3 +359,17 @@ def test_a_model_with_one_seed_among_several_shows_its_plain_value():
     assert _cells(table2, "MF-BPR") == [f"**0.2500 ± {np.std([0.2, 0.3], ddof=1):.4f}**"]
     assert _cells(table2, "SiMGR") == ["**0.2500**"]
     assert "a model with one seed shows its plain value" in md
+
+
+def test_sweep_table_reads_a_value_fixed_as_a_one_value_list():
+    from pipeline.report.sweep import sweep_table
+
+    def state(name, nu, r20):
+        data = {"params": {"params.yaml": {"data": {"tune": {"sweeps": {"simgr": {"pst": {"nu": nu}}}}}}},
+                "metrics": {"s.json": {"data": {"R@20": r20}}}}
+        return {"rev": name, "data": data, "error": None}
+
+    show = [state("a", [0.3], 0.2), state("b", [0.7], 0.25), state("c", [0.3, 0.7], 0.1)]  # c: a real sweep, skipped
+    table, skipped = sweep_table(show, "tune.sweeps.simgr.pst.nu", ["s.json"], ["R@20"])
+    assert table["tune.sweeps.simgr.pst.nu"].to_list() == [0.3, 0.7] and table["R@20"].to_list() == [0.2, 0.25]
+    assert skipped == 1

@@ -54,6 +54,7 @@ def build_report(
     protocol: str,
     valid_metric: str = "recall@20",
     chart: str | None = None,
+    tuned: bool = False,
 ) -> Report:
     """``runs``: model -> metrics JSON of each seed, in run order; ``user_metrics``: model -> test-split
     ``user_metrics`` frames of each seed (needed for the proposed model and its best baselines)."""
@@ -80,7 +81,9 @@ def build_report(
         "",
         f"- Protocol: full ranking over all items, {PROTOCOL_TEXT.get(protocol, protocol)}.",
         f"- Model selection: each run's epoch was chosen by early stopping on **validation** {short(valid_metric)}; "
-        "hyper-parameters are those of `params.yaml`, fixed before testing. No choice was made on the test split.",
+        + ("hyper-parameters were selected on validation by each model's study (section \"Hyper-parameters\" below). "
+           if tuned else "hyper-parameters are those of `params.yaml`, fixed before testing. ")
+        + "No choice was made on the test split.",
         f"- Test users: {', '.join(map(str, n_users))}. Seeds: {', '.join(map(str, seeds))}. "
         f"{cells_text(runs)}; best in **bold**, second best <u>underlined</u> (on the rounded means).",
         f"- Training budget: validation every `train.valid_every_steps` Adam steps (at epoch ends), early stopping "

@@ -19,7 +19,7 @@ The report stage writes, per dataset (paths in :mod:`pipeline.paths`; every file
     ``<file>:<key>`` columns stay narrow (both fit 120 columns; README).
 
 Sensitivity sweeps (Figures 4-6) use :func:`sensitivity_frame`: ``value, valid, test`` per
-parameter value, written to ``reports/plots/sweeps/<ds>_<param>.csv`` (:func:`write_csv`), which
+parameter value, written to ``reports/plots/sweeps/<ds>/<param>.csv`` (:func:`write_csv`), which
 the top-level ``plots:`` of ``dvc.yaml`` draws as one chart per file.
 
 Numbers are rounded (:data:`CURVE_DECIMALS`, :data:`pipeline.report.tables.DECIMALS`) so the
@@ -105,7 +105,7 @@ def summary_metrics(summary: Mapping[str, Summary], metrics: Sequence[str] = SUM
 
 
 def sensitivity_frame(values: Sequence[float], valid: Sequence[float], test: Sequence[float], what: str = "sweep") -> pl.DataFrame:
-    """The plot data of a sensitivity sweep: ``value, valid, test`` (means over seeds), sorted by value.
+    """The plot data of a sensitivity sweep: ``value, valid, test`` (R@20 at each value), sorted by value.
 
     One row per parameter value; ``what`` names the sweep in errors (e.g. ``"magazine pst.nu"``).
     """

@@ -40,6 +40,28 @@ def line_plot(path: str | Path, x: list[float], series: dict[str, list[float]], 
     return _save(fig, ax, path, title, ylabel)
 
 
+def sweep_panels(path: str | Path, sweeps: dict[str, tuple[list[float], dict[str, list[float]]]],
+                 chosen: dict[str, float], title: str, ylabel: str = "R@20") -> Path:
+    """One panel per swept key (key -> (values, series name -> metric per value)); the chosen value
+    of each key marked by a dotted vertical line (Figures 4-6)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(3.2 * len(sweeps), 3.0), dpi=100, squeeze=False)
+    for ax, (key, (x, series)) in zip(axes[0], sweeps.items()):
+        for name, ys in series.items():
+            ax.plot(x, ys, marker="o", label=name)
+        if key in chosen:
+            ax.axvline(chosen[key], color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel(key)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata=_META)
+    plt.close(fig)
+    return path
+
+
 def _save(fig, ax, path: Path, title: str, ylabel: str) -> Path:
     """Label, lay out and write a figure as PNG with fixed metadata (stable bytes), then close it."""
     ax.set_ylabel(ylabel)

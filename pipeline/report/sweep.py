@@ -3,7 +3,8 @@
 ``dvc exp show --json`` (DVC 3) is a list of experiment states ``{"rev", "name", "data": {"params":
 {"params.yaml": {"data": {...}}}, "metrics": {"<file>": {"data": {...}}}, ...}, "error",
 "experiments": [{"revs": [<state>, ...], ...}]}``. :func:`sweep_table` walks every state (workspace,
-baselines, their experiments), reads the parameter value and metrics (dotted keys) from DVC
+baselines, their experiments), reads the parameter value (a number, or a one-value list such as
+``tune.sweeps.simgr.pst.nu: [0.3]``) and metrics (dotted keys) from DVC
 metrics files -- the report stage's ``reports/summary/<ds>/<model>.json``, whose ``R@20`` is
 already the mean over seeds -- and returns one row per parameter value.
 """
@@ -50,6 +51,8 @@ def sweep_table(exp_show: list[dict[str, Any]], param: str, metric_files: list[s
             skipped += 1
             continue
         value = _dotted(((data.get("params") or {}).get(params_file) or {}).get("data"), param)
+        if isinstance(value, list) and len(value) == 1:  # a value fixed as a one-value space or sweep
+            value = value[0]
         files = data.get("metrics") or {}
         results = [(files.get(f) or {}).get("data") for f in metric_files]
         if not isinstance(value, (int, float)) or isinstance(value, bool) or any(not isinstance(r, dict) for r in results):

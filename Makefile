@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine (Linux, Python 3.11, no GPU):
-#   make run    create .venv, install, and run the whole DVC pipeline (dvc repro)
+#   make run    create .venv, install, and run the whole DVC pipeline (the data stages and studies, the
+#               training runs RUN_JOBS at a time, then dvc repro for evaluation and reports)
 #   make test   create .venv, install, and run the test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -21,7 +22,12 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[cpu,test]'
 	touch $(STAMP)
 
+# DVC runs one stage at a time; the training runs are independent, so train-all runs them RUN_JOBS at a
+# time (one thread each) and records them in dvc.lock, as dvc repro would.
+RUN_JOBS ?= 2
 run: $(STAMP)
+	$(BIN)/dvc repro graph tune_cf tune_mm
+	$(BIN)/simgr train-all --jobs $(RUN_JOBS)
 	$(BIN)/dvc repro
 
 test: $(STAMP)

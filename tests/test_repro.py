@@ -332,6 +332,18 @@ def test_every_output_declared_in_dvc_yaml_has_a_rule():
     assert contract.rule_for("metrics/magazine").kind == "band"
 
 
+def test_every_stage_of_the_committed_lock_is_a_stage_of_dvc_yaml():
+    # a lock entry whose stage dvc.yaml no longer defines (a renamed or removed variant) is never
+    # checked for staleness, yet the plan would rebuild it: it must be dropped with the stage
+    listed = subprocess.run(
+        [sys.executable, "-m", "dvc", "stage", "list", "--all", "--name-only"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    assert listed, "dvc stage list printed nothing"
+    orphans = sorted(set(LOCK["stages"]) - set(listed))
+    assert not orphans, f"dvc.lock has stages dvc.yaml does not define: {orphans[:5]}"
+
+
 def test_plan_rebuilds_data_and_the_full_matrix_and_one_seed_per_model_elsewhere():
     plan = make_plan(LOCK["stages"], full=["magazine"], seed=0)
     assert make_plan(LOCK["stages"], full=["magazine"], seed=0).rebuilt == plan.rebuilt  # deterministic

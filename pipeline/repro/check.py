@@ -140,7 +140,13 @@ def compare_outputs(repo: Path, committed_lock: dict[str, Any], rebuilt_lock: di
     """Every output of the rebuilt stages, and the metrics of the sampled runs, by their rules."""
     findings: list[Finding] = []
     derived: dict[str, int] = {}
-    band_of: dict[str, dict] = {}
+    committed_runs: dict[str, dict] = {}
+
+    def band(ds: str, rel: str) -> dict:  # the per-run band of the run metrics/<ds>/<model>-<seed>.json
+        if ds not in committed_runs:
+            committed_runs[ds] = _metrics_runs(repo, ds, committed_lock, committed=True)
+        return compare.bands(committed_runs[ds], Path(rel).stem.rsplit("-", 1)[0])
+
     for stage in plan.rebuilt:
         before = _out_md5(committed_lock["stages"].get(stage))
         after = _out_md5(rebuilt_lock["stages"].get(stage))
@@ -155,10 +161,9 @@ def compare_outputs(repo: Path, committed_lock: dict[str, Any], rebuilt_lock: di
                 findings.append(Finding(path, "represented", rule.how, True, "-" if same else f"bytes differ: compared through {via}"))
             elif rule.kind == "band":
                 ds = contract.dataset_of(path)
-                band_of.setdefault(ds, compare.bands(_metrics_runs(repo, ds, committed_lock, committed=True)))
                 for file in sorted((repo / path).glob("*.json")):
                     rel = f"{path}/{file.name}"
-                    findings.append(compare.compare_metrics(rel, _json(_git_bytes(repo, rel)), json.loads(file.read_bytes()), band_of[ds]))
+                    findings.append(compare.compare_metrics(rel, _json(_git_bytes(repo, rel)), json.loads(file.read_bytes()), band(ds, rel)))
             elif rule.kind == "sketch":
                 findings.append(compare.compare_sketch(path, _parquet(_git_bytes(repo, path)), pl.read_parquet(repo / path)))
             elif rule.kind == "ties":
@@ -175,10 +180,9 @@ def compare_outputs(repo: Path, committed_lock: dict[str, Any], rebuilt_lock: di
         findings += compare.compare_model_means(ds, _metrics_runs(repo, ds, committed_lock, committed=True),
                                                 _metrics_runs(repo, ds, committed_lock, committed=False))
     for ds, runs in plan.sampled.items():
-        band_of.setdefault(ds, compare.bands(_metrics_runs(repo, ds, committed_lock, committed=True)))
         for run in runs:
             rel = f"metrics/{ds}/{run}.json"
-            findings.append(compare.compare_metrics(rel, _json(_git_bytes(repo, rel)), json.loads((repo / rel).read_bytes()), band_of[ds]))
+            findings.append(compare.compare_metrics(rel, _json(_git_bytes(repo, rel)), json.loads((repo / rel).read_bytes()), band(ds, rel)))
     for key, n in sorted(derived.items()):
         findings.append(Finding(f"{key} ({n} output{'s' if n > 1 else ''})", "derived", contract.rule_for(key.split()[0] + "x").how, True))
     return findings

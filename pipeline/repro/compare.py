@@ -135,21 +135,29 @@ def seed_std(runs: Mapping[str, Mapping[int, Mapping[str, Any]]], split: str, me
     return math.sqrt(float(np.mean(variances))) if variances else None
 
 
-def sigmas(runs: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> dict[tuple[str, str], float | None]:
-    """(split, metric) -> the pooled seed std of the dataset whose committed runs are ``runs`` (None: no spread)."""
-    return {(split, metric): seed_std(runs, split, metric) for split in contract.BAND_SPLITS for metric in contract.BAND_METRICS}
+def sigmas(runs: Mapping[str, Mapping[int, Mapping[str, Any]]], model: str | None = None) -> dict[tuple[str, str], float | None]:
+    """(split, metric) -> the seed std that scales the bands (None: no spread to measure): the
+    dataset's pooled seed std, or for ``model`` the larger of that and the model's own seed std (a
+    model whose seeds spread more than the others' has a wider band, not more false alarms)."""
+    out = {}
+    for split in contract.BAND_SPLITS:
+        for metric in contract.BAND_METRICS:
+            pooled = seed_std(runs, split, metric)
+            own = seed_std({model: runs[model]}, split, metric) if model in runs else None
+            known = [sd for sd in (pooled, own) if sd is not None]
+            out[(split, metric)] = max(known) if known else None
+    return out
 
 
-def bands(runs: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> dict[tuple[str, str], float]:
-    """(split, metric) -> the per-run band of the dataset whose committed runs are ``runs``."""
-    return {k: contract.BAND_FLOOR if sd is None else contract.BAND_FACTOR * sd for k, sd in sigmas(runs).items()}
+def bands(runs: Mapping[str, Mapping[int, Mapping[str, Any]]], model: str | None = None) -> dict[tuple[str, str], float]:
+    """(split, metric) -> the per-run band of ``model`` among the committed runs ``runs`` of a dataset."""
+    return {k: contract.BAND_FLOOR if sd is None else contract.BAND_FACTOR * sd for k, sd in sigmas(runs, model).items()}
 
 
 def compare_model_means(dataset: str, committed: Mapping[str, Mapping[int, Mapping[str, Any]]],
                         rebuilt: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> list[Finding]:
     """Per model with at least MEAN_MIN_SEEDS rebuilt seeds: the mean over those seeds of
     (rebuilt - committed) within MEAN_FACTOR x sigma x sqrt(2 / n) for every banded metric."""
-    sigma = sigmas(committed)
     rule = f"mean over seeds within {contract.MEAN_FACTOR:g} x sigma x sqrt(2/n)"
     out = []
     for model in sorted(rebuilt):
@@ -157,7 +165,7 @@ def compare_model_means(dataset: str, committed: Mapping[str, Mapping[int, Mappi
         if len(seeds) < contract.MEAN_MIN_SEEDS:
             continue
         worst, what, broken = 0.0, "-", None
-        for (split, metric), sd in sigma.items():
+        for (split, metric), sd in sigmas(committed, model).items():
             if not sd:
                 continue
             width = contract.MEAN_FACTOR * sd * math.sqrt(2 / len(seeds))

@@ -1,7 +1,7 @@
 """Seconds per training epoch on a small shipped dataset (the issue's MovieLens targets).
 
     python benchmarks/small_data.py [--dataset movielens] [--models lightgcn,simgr,...] [--threads 1,2]
-                                    [--epochs 10] [--repeats 3]
+                                    [--epochs 10] [--repeats 3] [--profile]
 
 One epoch here is what a run pays per epoch when it validates every epoch: the training batches
 plus one full-ranking validation pass. Each measurement is a seeded run of the trainer (`fit`,
@@ -10,7 +10,9 @@ when present, else params.yaml), with validation forced to every epoch and a bud
 ``--epochs`` validations; its seconds per epoch are train seconds / epochs. The fastest of
 ``--repeats`` runs is reported (timings on a shared VM drift by +-20%). Reads the committed
 pipeline outputs of the dataset (ingest, features, kNN lists, graph), so run ``dvc repro`` (or
-``dvc checkout``) first. Writes ``benchmarks/results/small-data-<machine>.{json,md}``.
+``dvc checkout``) first. Writes ``benchmarks/results/small-data-<machine>.{json,md}``; with
+``--profile``, one more run per model and thread count under cProfile, its 30 costliest functions
+in ``benchmarks/results/profiles/small-<dataset>-<model>-<threads>t.txt``.
 
 Targets (issue "A benchmark that can tell the models apart", item 7): MovieLens, LightGCN
 <= 0.25 s and SiMGR <= 0.6 s per epoch on 2 CPU cores.
@@ -64,6 +66,23 @@ def measure(dataset: str, model: str, threads: int, epochs: int) -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
+def profile(dataset: str, model: str, threads: int, epochs: int) -> None:
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    measure(dataset, model, threads, epochs)
+    prof.disable()
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(30)
+    out = ROOT / "benchmarks" / "results" / "profiles" / f"small-{dataset}-{model}-{threads}t.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text.getvalue().replace(str(ROOT) + "/", ""))
+    print(f"wrote {out}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default="movielens")
@@ -72,6 +91,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--machine", default=f"cpu-{os.cpu_count()}core")
+    ap.add_argument("--profile", action="store_true", help="cProfile one more run per model and thread count")
     args = ap.parse_args()
     os.chdir(ROOT)
     os.environ.setdefault("SIMGR_PROGRESS", "0")
@@ -87,6 +107,8 @@ def main() -> None:
             rows.append(best)
             print(f"{args.dataset} {model} threads {threads}: {best['seconds_per_epoch']:.3f} s/epoch "
                   f"(runs {best['all_seconds_per_epoch']})", flush=True)
+            if args.profile:
+                profile(args.dataset, model, threads, args.epochs)
     import torch
 
     meta = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "platform": platform.platform(),

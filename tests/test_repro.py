@@ -348,6 +348,18 @@ def test_every_stage_of_the_committed_lock_is_a_stage_of_dvc_yaml():
     assert not orphans, f"dvc.lock has stages dvc.yaml does not define: {orphans[:5]}"
 
 
+def test_every_raw_file_a_committed_manifest_lists_is_in_the_checkout():
+    # a download stage whose manifest is unchanged is skipped by dvc repro, so a raw file it lists
+    # (shipped or generated, like the synthetic dataset's) must come with the clone itself
+    manifests = sorted((ROOT / "data" / "raw").glob("*/manifest.json"))
+    assert manifests
+    for manifest in manifests:
+        for name, entry in json.loads(manifest.read_text())["files"].items():
+            path = ROOT / entry["path"]
+            assert path.is_file(), f"{manifest.relative_to(ROOT)}: {name} file {entry['path']} is not in the checkout"
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], entry["path"]
+
+
 def test_plan_rebuilds_data_and_the_full_matrix_and_one_seed_per_model_elsewhere():
     plan = make_plan(LOCK["stages"], full=["magazine"], seed=0)
     assert make_plan(LOCK["stages"], full=["magazine"], seed=0).rebuilt == plan.rebuilt  # deterministic

@@ -22,6 +22,7 @@ import yaml
 
 from pipeline.graph.apfi import decision_margins
 from pipeline.graph.signed import GraphSettings, build_signed_graph
+from pipeline.ingest import download
 from pipeline.ingest.dataset import IngestConfig, ingest
 from pipeline.repro import compare, contract, fingerprint
 from pipeline.repro.check import stale_stages
@@ -357,7 +358,7 @@ def test_every_raw_file_a_committed_manifest_lists_is_in_the_checkout():
         for name, entry in json.loads(manifest.read_text())["files"].items():
             path = ROOT / entry["path"]
             assert path.is_file(), f"{manifest.relative_to(ROOT)}: {name} file {entry['path']} is not in the checkout"
-            assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], entry["path"]
+            assert download.sha256(path) == entry["sha256"], entry["path"]
 
 
 def test_plan_rebuilds_data_and_the_full_matrix_and_one_seed_per_model_elsewhere():

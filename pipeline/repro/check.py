@@ -142,10 +142,13 @@ def compare_outputs(repo: Path, committed_lock: dict[str, Any], rebuilt_lock: di
     derived: dict[str, int] = {}
     committed_runs: dict[str, dict] = {}
 
-    def band(ds: str, rel: str) -> dict:  # the per-run band of the run metrics/<ds>/<model>-<seed>.json
+    def committed(ds: str) -> dict:  # the committed metrics of a dataset, read from git once
         if ds not in committed_runs:
             committed_runs[ds] = _metrics_runs(repo, ds, committed_lock, committed=True)
-        return compare.bands(committed_runs[ds], Path(rel).stem.rsplit("-", 1)[0])
+        return committed_runs[ds]
+
+    def band(ds: str, rel: str) -> dict:  # the per-run band of the run metrics/<ds>/<model>-<seed>.json
+        return compare.bands(committed(ds), Path(rel).stem.rsplit("-", 1)[0])
 
     for stage in plan.rebuilt:
         before = _out_md5(committed_lock["stages"].get(stage))
@@ -177,8 +180,7 @@ def compare_outputs(repo: Path, committed_lock: dict[str, Any], rebuilt_lock: di
                 findings.append(compare.compare_bytes(path, _git_bytes(repo, path), (repo / path).read_bytes() if (repo / path).exists() else None))
     for ds in sorted({contract.dataset_of(p) for st in plan.rebuilt for p in _out_md5(rebuilt_lock["stages"].get(st))
                       if contract.rule_for(p).kind == "band"}):
-        findings += compare.compare_model_means(ds, _metrics_runs(repo, ds, committed_lock, committed=True),
-                                                _metrics_runs(repo, ds, committed_lock, committed=False))
+        findings += compare.compare_model_means(ds, committed(ds), _metrics_runs(repo, ds, committed_lock, committed=False))
     for ds, runs in plan.sampled.items():
         for run in runs:
             rel = f"metrics/{ds}/{run}.json"

@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (Linux, Python 3.11, no GPU):
-#   make run    create .venv, install, and run the whole DVC pipeline (the data stages and studies, the
-#               training runs RUN_JOBS at a time, then dvc repro for evaluation and reports)
+#   make run    create .venv, install, and run the whole DVC pipeline dataset by dataset, smallest first (its data
+#               stages and studies, its training runs RUN_JOBS at a time, its report), with one progress line
 #   make test   create .venv, install, and run the test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -22,13 +22,12 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[cpu,test]'
 	touch $(STAMP)
 
-# DVC runs one stage at a time; the training runs are independent, so train-all runs them RUN_JOBS at a
-# time (one thread each) and records them in dvc.lock, as dvc repro would.
+# DVC runs one stage at a time and every stage of a kind before the next kind; run-all goes dataset by dataset
+# (the smallest's report first) and runs the training runs RUN_JOBS at a time (one thread each), recording them
+# in dvc.lock as dvc repro would (pipeline/repro/runall.py). Steps log to logs/run/.
 RUN_JOBS ?= 2
 run: $(STAMP)
-	$(BIN)/dvc repro graph tune_cf tune_mm
-	$(BIN)/simgr train-all --jobs $(RUN_JOBS)
-	$(BIN)/dvc repro
+	$(BIN)/simgr run-all --jobs $(RUN_JOBS)
 
 test: $(STAMP)
 	$(BIN)/pytest

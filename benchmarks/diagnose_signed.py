@@ -45,32 +45,32 @@ def _run(job: tuple[str, str, int, dict[str, Any]]) -> dict[str, Any]:
     dataset, model, seed, values = job
     import torch
 
-    from pipeline.params import get, load_params
     from pipeline.paths import DATA
+    from pipeline.settings import load_params
     from pipeline.tuning.trial import TrialRunner
 
     torch.set_num_threads(1)
     params = load_params()
     started = time.perf_counter()
-    result = TrialRunner(DATA / dataset, dataset, params, model, seed, str(get(params, "train.valid_metric")))(values)
+    # a trial at `values` (the selection, or none: every auto value at its default)
+    result = TrialRunner(DATA / dataset, dataset, params, model, seed, params.train.valid_metric, frozenset(values))(values)
     return {"dataset": dataset, "model": model, "seed": seed, "values": values, "valid": result.valid,
             "best_epoch": result.best_epoch, "epochs": result.epochs, "stop_reason": result.stop_reason,
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def pseudo_quality(dataset: str, params: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+def pseudo_quality(dataset: str, params, values: dict[str, Any]) -> dict[str, Any]:
     from pipeline.data import load_train_data
     from pipeline.graph.build import candidate_settings, signed_graph
-    from pipeline.graph.signed import GraphSettings
     from pipeline.paths import DATA
     from pipeline.report.diagnosis import pseudo_edge_quality
+    from pipeline.run.models import resolve_graph
     from pipeline.schemas import read_table
-    from pipeline.tuning.selection import GRAPH_PREFIXES, apply
 
-    applied = apply(params, {k: v for k, v in values.items() if k.startswith(GRAPH_PREFIXES)})
-    data = load_train_data(DATA / dataset, features=True, knn=False, name=dataset)
+    settings, _ = resolve_graph(params, candidates=values, searched=frozenset(values))
+    data = load_train_data(DATA / dataset, frozenset({"features"}), name=dataset)
     interactions = read_table(DATA / dataset / "ingest" / "interactions.parquet", "interactions")
-    graph, _ = signed_graph(interactions, data.features, GraphSettings.from_params(applied), candidate_settings(applied))
+    graph, _ = signed_graph(interactions, data.features, settings, candidate_settings(params.neighbors))
     return pseudo_edge_quality(interactions, graph.pseudo, data.n_items)
 
 
@@ -134,8 +134,8 @@ def main() -> None:
     args = ap.parse_args()
     os.chdir(ROOT)
     os.environ.setdefault("SIMGR_PROGRESS", "0")
-    from pipeline.params import load_params
-    from pipeline.tuning.selection import SELECTED, read_selected, study_dir
+    from pipeline.run.selection import SELECTED, read_selected, study_dir
+    from pipeline.settings import load_params
 
     params = load_params()
     started = time.perf_counter()

@@ -31,7 +31,7 @@ from pipeline.neighbors import exact  # noqa: E402
 from pipeline.neighbors.candidates import fused_candidates, normalized_modalities  # noqa: E402
 from pipeline.neighbors.groups import tail_mask, training_degree  # noqa: E402
 from pipeline.neighbors.knn import knn_lists  # noqa: E402
-from pipeline.params import write_json  # noqa: E402
+from pipeline.jsonio import write_json  # noqa: E402
 
 SIZES = {"baby": 7050, "sports": 18357, "electronics": 63001}
 TARGET_BABY_S = 30.0

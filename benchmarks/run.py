@@ -5,7 +5,7 @@
                              [--fit simgr] [--profile] [--machine NAME] [--step-timeout S]
 
 1. generates Amazon-2014-format raw files of ``scale`` x Baby (19,445 users, 7,050 items,
-   160,792 ratings, 4096-d images) with :func:`pipeline.synth.write_synthetic` into
+   160,792 ratings, 4096-d images) with :func:`pipeline.ingest.synth.write_synthetic` into
    ``benchmarks/work/scale-<s>/`` (gitignored; laid out like the repository root, with its own
    ``params.yaml`` = the repository's with one dataset ``bench``);
 2. runs the stages ingest, features, neighbors, graph there (``stages.<name>.main``), and times
@@ -98,11 +98,9 @@ def prepare_work(work: Path, scale: float, image_dim: int, device: str, fit: lis
         if section in params and "device" in params[section]:
             params[section]["device"] = device
     work.mkdir(parents=True, exist_ok=True)
+    # no study: the benchmark times every model at its params.yaml values, an `auto` one at its default
+    params["tune"]["enabled"] = False
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    # the graph stage reads SiMGR's selection; the benchmark times the stages at params.yaml's values
-    selected = work / "tuning" / DATASET / "simgr" / "selected.json"
-    selected.parent.mkdir(parents=True, exist_ok=True)
-    selected.write_text('{"values": {}}\n')
 
 
 def run_step(spec: dict, work: Path, label: str, threads: int | None = None, timeout: float | None = None) -> dict:

@@ -38,28 +38,19 @@ TARGETS = {("movielens", "lightgcn"): 0.25, ("movielens", "simgr"): 0.6}
 def measure(dataset: str, model: str, threads: int, epochs: int) -> dict:
     import torch
 
-    from pipeline.data import load_train_data
-    from pipeline.models.registry import build_model
-    from pipeline.params import get, load_params
-    from pipeline.paths import DATA
-    from pipeline.training.trainer import TrainSettings, fit
-    from pipeline.tuning.selection import GRAPH_PREFIXES, SELECTED, read_selected, study_dir
-    from pipeline.tuning.trial import model_inputs, run_settings
+    from pipeline.run.setup import final_run, load_data, train
+    from pipeline.settings import load_params
 
     params = load_params()
-    owner = (get(params, "tune.inherit", {}) or {}).get(model, model)
-    path = study_dir(dataset, owner) / SELECTED
-    values = {k: v for k, v in (read_selected(path) if path.exists() else {}).items() if not k.startswith(GRAPH_PREFIXES)}
-    applied, settings = run_settings(params, model, values)
-    settings = replace(settings, valid_every_steps=1, max_validations=epochs, patience=epochs + 1, threads=threads)
-    inputs = model_inputs(model, applied)
-    data = load_train_data(DATA / dataset, features="features" in inputs, knn="knn" in inputs,
-                           thresholds="thresholds" in inputs, pseudo="pseudo" in inputs, name=dataset)
-    overrides = {"global_delta": float(get(applied, "pst.delta"))} if "delta" in inputs else {}
+    spec = final_run(params, dataset, model)  # the model's values as the benchmark runs it (its study's selection)
+    settings = spec.settings.model_copy(update=dict(valid_every_steps=1, max_validations=epochs, patience=epochs + 1, threads=threads))
+    spec = replace(spec, settings=settings)
+    data = load_data(spec)
     started = time.perf_counter()
-    result = fit(lambda device: build_model(model, data, applied["models"], settings.emb_dim, device, overrides), data, settings, 1)
+    result = train(spec, data, 1)
     wall = time.perf_counter() - started
     h = result.history
+    values = {k: v for k, v in spec.sources.items() if v == "selected on validation"}
     return {"dataset": dataset, "model": model, "threads": threads, "epochs": h["epochs"], "values": values,
             "batch_size": settings.batch_size, "steps_per_epoch": -(-len(data.train) // settings.batch_size),
             "seconds_per_epoch": result.timing["train_seconds"] / h["epochs"], "wall_seconds": wall,

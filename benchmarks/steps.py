@@ -85,7 +85,7 @@ def _timed(fn: Callable[[], Any], device=None) -> tuple[Any, float]:
 
 
 def step_synth(spec: dict) -> dict:
-    from pipeline.synth import write_synthetic
+    from pipeline.ingest.synth import write_synthetic
 
     args = spec["synth"]
     paths, seconds = _timed(lambda: write_synthetic(Path(spec["raw_dir"]), **args))
@@ -98,9 +98,10 @@ def step_features(spec: dict) -> dict:
     if spec.get("text_encoder", "model") != "hashed":
         return step_stage(spec)
     from pipeline.features.build import build_features
-    from pipeline.params import get, load_params, write_json
+    from pipeline.jsonio import write_json
     from pipeline.paths import stage_dir
     from pipeline.schemas import read_table
+    from pipeline.settings import load_params
 
     params = load_params()
     dataset = spec["dataset"]
@@ -109,8 +110,8 @@ def step_features(spec: dict) -> dict:
         items = read_table(stage_dir(dataset, "ingest") / "items.parquet", "items")
         out = stage_dir(dataset, "features")
         report = build_features(
-            items, get(params, "datasets")[dataset], out / "vectors", text_model="hashed-bag-of-words",
-            batch_size=int(get(params, "features.batch_size")), device="cpu", dataset=dataset,
+            items, params.dataset(dataset).model_dump(exclude_none=True), out / "vectors", text_model="hashed-bag-of-words",
+            batch_size=params.features.batch_size, device="cpu", dataset=dataset,
             load_encoder=lambda name, device: HashedTextEncoder(),
         )
         write_json(report, out / "features.json")
@@ -140,13 +141,13 @@ def step_knn(spec: dict) -> dict:
 
     from pipeline.device import resolve_device
     from pipeline.neighbors.knn import knn_lists
-    from pipeline.params import get, load_params
+    from pipeline.settings import load_params
 
     params = load_params()
-    device = resolve_device(spec.get("device") or get(params, "neighbors.device"), "neighbors.device")
+    device = resolve_device(spec.get("device") or params.neighbors.device, "neighbors.device")
     dev = torch.device(device)
     x = np.load(Path("data") / spec["dataset"] / "features" / "vectors" / "image.npy")
-    k, block = int(get(params, "neighbors.k")), int(get(params, "neighbors.block_size"))
+    k, block = params.neighbors.k, params.neighbors.block_size
     if dev.type == "cuda":
         torch.zeros(1, device=dev)  # CUDA context and allocator warm, not timed
     runs, info = [], {}
@@ -157,15 +158,6 @@ def step_knn(spec: dict) -> dict:
             "rows": int(len(lists.item))}
 
 
-def _load(spec: dict, kind: str, cfg: dict):
-    from pipeline.models.registry import model_class
-    from pipeline.data import load_train_data
-
-    needs = model_class(kind).inputs(cfg)
-    root = Path("data") / spec["dataset"]
-    return load_train_data(root, features="features" in needs, knn="knn" in needs, thresholds="thresholds" in needs, pseudo="pseudo" in needs, name=spec["dataset"])
-
-
 def step_train(spec: dict) -> dict:
     """Build one model, time ``epochs`` training epochs (the trainer's batch loop: shuffled
     batches, vectorised negatives, Adam on the summed loss parts) and one full evaluation pass
@@ -173,25 +165,23 @@ def step_train(spec: dict) -> dict:
     import torch
 
     from pipeline.evaluation.ranking import EvalSets, evaluate_splits
-    from pipeline.models.registry import build_model, resolve_config
-    from pipeline.params import get, load_params
+    from pipeline.run.setup import build_model, load_data, prepare
+    from pipeline.settings import load_params
     from pipeline.training.sampler import NegativeSampler, epoch_batches
-    from pipeline.training.trainer import TrainSettings, deterministic, resolve_device, seed_everything, train_epoch
+    from pipeline.training.trainer import deterministic, resolve_device, seed_everything, train_epoch
 
     params = load_params()
-    settings = TrainSettings.from_params(params)
-    device = torch.device(resolve_device(spec.get("device") or settings.device, "train.device"))
     name = spec["model"]
-    kind, cfg = resolve_config(name, get(params, "models"))
-    data, load_s = _timed(lambda: _load(spec, kind, cfg))
-    overrides = {"global_delta": float(get(params, "pst.delta"))} if kind == "simgr" else None
+    run_spec = prepare(params, spec["dataset"], name, candidates={})  # every auto value at its default
+    settings = run_spec.settings
+    device = torch.device(resolve_device(spec.get("device") or settings.device, "train.device"))
+    kind = run_spec.entry.kind
+    data, load_s = _timed(lambda: load_data(run_spec))
     seconds: dict[str, Any] = {"load_data": load_s}
     profile = spec.get("profile")
     with deterministic(device):
         seed_everything(1)
-        model, seconds["build"] = _timed(
-            lambda: build_model(name, data, get(params, "models"), settings.emb_dim, device, overrides), device
-        )
+        model, seconds["build"] = _timed(lambda: build_model(run_spec, data, device), device)
         opt = torch.optim.Adam(model.parameters(), lr=settings.lr, fused=True)  # as the trainer
         gen = torch.Generator(device=device)
         gen.manual_seed(1)
@@ -268,7 +258,7 @@ def step_fit(spec: dict) -> dict:
     stopping as configured), then the evaluate stage (the work params list only this run)."""
     import importlib
 
-    from pipeline.params import read_json
+    from pipeline.jsonio import read_json
     from pipeline.paths import metrics_file, model_dir
 
     train = importlib.import_module("stages.train")

@@ -22,3 +22,16 @@ def resolve_device(device: str, key: str = "device") -> str:
             raise UserError(f"params.yaml {key}: '{device}' asked for but no CUDA GPU is available (use auto or cpu)")
         return device
     raise UserError(f"params.yaml {key}: expected auto, cpu or cuda[:n], got '{device}'")
+
+
+def set_deterministic(mode: bool, warn_only: bool = False) -> None:
+    """``torch.use_deterministic_algorithms(mode, warn_only=...)`` without its import of
+    ``torch._inductor`` (about 3 s in every process that trains: it also sets the compiler's flag,
+    and nothing here compiles), so the switch of the ATen kernels alone."""
+    import torch
+
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:  # pragma: no cover - another torch than the pinned one
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        setter(mode, warn_only=warn_only)

@@ -53,6 +53,7 @@ from typing import Callable, Mapping
 
 import polars as pl
 
+from pipeline.atomic import atomic_file
 from pipeline.errors import UserError
 
 Check = Callable[[pl.DataFrame], "str | None"]
@@ -250,12 +251,12 @@ def validate(df: pl.DataFrame, kind: str, source: object = "<frame>") -> pl.Data
 
 
 def write_table(df: pl.DataFrame, kind: str, path: str | Path) -> Path:
-    """Validate ``df`` as ``kind`` and write it to ``path`` as parquet (deterministic bytes)."""
+    """Validate ``df`` as ``kind`` and write it to ``path`` as parquet (deterministic bytes), atomically."""
     path = Path(path)
     df = validate(df, kind, source=path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # statistics off and a fixed compression keep the bytes identical across runs
-    df.write_parquet(path, compression="zstd", compression_level=3, statistics=False)
+    with atomic_file(path) as tmp:
+        df.write_parquet(tmp, compression="zstd", compression_level=3, statistics=False)
     return path
 
 

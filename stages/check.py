@@ -1,34 +1,52 @@
-"""Stage ``check``: the whole params.yaml validated before any other stage runs.
+"""Stage ``check``: the whole params.yaml validated before any other stage runs, and what each study reads.
 
     python -m stages.check
 
-Runs :mod:`pipeline.settings`' schema and cross-section checks asking for every required section
-and key (``simgr check`` does the same), prints the summary, and writes ``data/params.valid``. That
-file's bytes never change: the data stages depend on it so that DVC runs the check first, and
-rewriting it re-runs nothing downstream.
+Runs the settings schema and cross-section checks (:func:`pipeline.settings.load_params`), then
+the checks that need the models (:mod:`pipeline.check`), prints the summary and writes
+``data/params.valid`` (constant bytes: the data stages depend on it so that DVC runs the check
+first, and rewriting it re-runs nothing downstream) and ``tuning/inputs/<model>.json``, the
+params values each study reads (:mod:`pipeline.tuning.inputs`; a study stage depends on its file,
+so it re-runs exactly when those change, never for a key it searches).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.params import PARAMS_FILE, load_params
-from pipeline.settings import summary
+from pipeline.atomic import atomic_file
+from pipeline.check import check_files, check_models
+from pipeline.jsonio import write_json
+from pipeline.log import get_logger
+from pipeline.settings import PARAMS_FILE, Params, load_params, summary
+from pipeline.tuning.inputs import INPUTS_DIR, inputs_file, study_inputs, study_models
 from stages._main import run_stage
 
+log = get_logger(__name__)
 OUTPUT = Path("data") / "params.valid"
-CONTENT = "params.yaml passed `python -m stages.check` (pipeline/settings); constant, so nothing downstream re-runs.\n"
+CONTENT = "params.yaml passed `python -m stages.check` (pipeline/settings, pipeline/check.py); constant, so nothing downstream re-runs.\n"
 
 
-def check(path: str | Path = PARAMS_FILE) -> str:
-    """Validate ``path`` completely; the one-line summary (a UserError at the first problem)."""
-    return summary(load_params(path, complete=True), str(path))
+def check(path: str | Path = PARAMS_FILE) -> tuple[Params, str]:
+    """The validated params of ``path`` and the one-line summary (a UserError at the first problem)."""
+    params = load_params(path)
+    check_models(params)
+    check_files(params)
+    return params, summary(params, str(path))
 
 
 def main() -> None:
-    print(check())
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(CONTENT)
+    params, line = check()
+    print(line)
+    with atomic_file(OUTPUT) as tmp:
+        tmp.write_text(CONTENT)
+    models = study_models(params)
+    for model in models:
+        write_json(study_inputs(params, model), inputs_file(model))
+    for stale in INPUTS_DIR.glob("*.json"):
+        if stale.stem not in models:
+            stale.unlink()
+    log.info("wrote %s and the inputs of %d studies in %s", OUTPUT, len(models), INPUTS_DIR)
 
 
 if __name__ == "__main__":

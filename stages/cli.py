@@ -1,20 +1,23 @@
 """The `simgr` command line. Subcommands mirror the DVC stages, for use outside DVC.
 
 Stage-mirroring commands (`simgr features magazine`) run exactly what `dvc repro` runs for that
-stage, with the parameters in ``params.yaml``. `simgr ingest`, `simgr synth`, `simgr recommend`
-and `simgr export` work on a user's own files or on the pipeline's outputs, outside DVC. A ``UserError`` is printed as one line (no
-traceback) with exit status 2.
+stage, with the parameters in ``params.yaml`` (`simgr ingest <dataset>` too). `simgr ingest --reviews
+... --out ...`, `simgr synth`, `simgr recommend` and `simgr export` work on a user's own files or on
+the pipeline's outputs, outside DVC. A ``UserError``, an ``OSError`` on a path and a bad option or
+argument are printed as one line (no traceback) with exit status 2.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Optional
 
 import typer
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, os_error_line
+from pipeline.settings.sections import Ingest
 
 app = typer.Typer(
     name="simgr",
@@ -34,7 +37,7 @@ def check(params: str = typer.Option("params.yaml", "--params", help="the params
     """Validate params.yaml (every section, as the first DVC stage does): prints a summary or the first problem."""
     from stages.check import check as run_check
 
-    typer.echo(run_check(params))
+    typer.echo(run_check(params)[1])
 
 
 @app.command()
@@ -107,6 +110,16 @@ def train_all(
     run(".", jobs)
 
 
+@app.command("run-all")
+def run_all(
+    jobs: int = typer.Option(2, "--jobs", help="training runs side by side (each with train.threads threads)"),
+) -> None:
+    """The whole pipeline dataset by dataset, smallest first (what `make run` runs): one progress line, a report per dataset as it is done."""
+    from pipeline.repro.runall import run_all as run
+
+    run(".", jobs)
+
+
 @app.command("repro-check")
 def repro_check(
     keep: bool = typer.Option(False, "--keep", help="keep the temporary clone (its path is printed)"),
@@ -119,6 +132,8 @@ def repro_check(
 # -- commands on a user's own files (each defined in its own section below) ------------------
 
 SEP_NAMES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+#: the defaults of `simgr ingest`'s options: the params schema's (pipeline.settings.sections.Ingest)
+INGEST = {name: field.default for name, field in Ingest.model_fields.items()}
 
 
 def _columns(spec: str, header: bool | None) -> dict[str, str | int]:
@@ -136,8 +151,9 @@ def _columns(spec: str, header: bool | None) -> dict[str, str | int]:
 
 @app.command()
 def ingest(
-    reviews: str = typer.Option(..., "--reviews", help="interactions file: Amazon 2014/2018 reviews or ratings CSV, MMRec .inter, or delimited text / parquet of user, item, rating[, timestamp]"),
-    out: str = typer.Option(..., "--out", help="folder for interactions/users/items.parquet and stats.json"),
+    dataset: Optional[str] = typer.Argument(None, help="a dataset of params.yaml 'datasets': run its ingest stage (data/<dataset>/ingest/), as dvc repro does; or give --reviews and --out for a file of your own"),
+    reviews: Optional[str] = typer.Option(None, "--reviews", help="interactions file: Amazon 2014/2018 reviews or ratings CSV, MMRec .inter, or delimited text / parquet of user, item, rating[, timestamp]"),
+    out: Optional[str] = typer.Option(None, "--out", help="folder for interactions/users/items.parquet and stats.json"),
     meta: Optional[str] = typer.Option(None, "--meta", help="Amazon metadata file (meta_<Cat>.json.gz)"),
     images: Optional[str] = typer.Option(None, "--images", help="Amazon 2014 image features (.b); only counted here"),
     image_dim: int = typer.Option(4096, "--image-dim", help="floats per .b record"),
@@ -145,37 +161,58 @@ def ingest(
     sep: Optional[str] = typer.Option(None, "--sep", help="field separator of delimited text (',', ';', '|', '\\t' or tab); detected when not given"),
     header: Optional[bool] = typer.Option(None, "--header/--no-header", help="line 1 holds column names (detected when not given)"),
     columns: Optional[str] = typer.Option(None, "--columns", help="where user,item,rating[,timestamp] are: header names or 1-based positions, e.g. userId,movieId,rating or 1,2,3,4 (detected from the header when not given)"),
-    kcore: int = typer.Option(5, "--kcore", help="k of the user/item k-core (0 or 1: none)"),
-    seed: int = typer.Option(999, "--seed", help="seed of the random split"),
-    split: str = typer.Option("random", "--split", help="random (MMRec per-user rule) or temporal (global 8:1:1)"),
-    rating_min: float = typer.Option(1.0, "--rating-min", help="lowest valid rating"),
-    rating_max: float = typer.Option(5.0, "--rating-max", help="highest valid rating"),
-    on_error: str = typer.Option("raise", "--on-error", help="raise at a malformed line, or skip and count it"),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding of delimited text (default utf-8; e.g. latin-1, cp1252)"),
+    kcore: int = typer.Option(INGEST["kcore"], "--kcore", help="k of the user/item k-core (0 or 1: none)"),
+    seed: int = typer.Option(INGEST["seed"], "--seed", help="seed of the random split"),
+    split: str = typer.Option(INGEST["split"], "--split", help="random (MMRec per-user rule) or temporal (global 8:1:1; needs timestamps)"),
+    rating_min: float = typer.Option(INGEST["rating_min"], "--rating-min", help="lowest valid rating"),
+    rating_max: float = typer.Option(INGEST["rating_max"], "--rating-max", help="highest valid rating"),
+    on_error: str = typer.Option(INGEST["on_error"], "--on-error", help="raise at a malformed line, or skip and count it"),
 ) -> None:
-    """Ingest your own files outside DVC: clean, k-core, re-index, split, write the four files."""
+    """Ingest a configured dataset (stage `ingest`), or your own files outside DVC: clean, k-core, re-index, split, write the four files."""
     from pathlib import Path
 
-    from pipeline.ingest.dataset import IngestConfig, ingest as run_ingest
+    from pipeline.ingest.dataset import ingest as run_ingest
+    from pipeline.settings import validate_section
 
+    if dataset is not None:
+        if reviews is not None or out is not None:
+            raise UserError(f"simgr ingest {dataset}: ingests the dataset of params.yaml into data/{dataset}/ingest/; "
+                            "for a file of your own give --reviews and --out without a dataset name")
+        _stage("ingest", dataset)
+        return
+    if reviews is None or out is None:
+        raise UserError("simgr ingest: give a dataset of params.yaml (simgr ingest magazine), or --reviews FILE and --out FOLDER")
+    if not out.strip() or not reviews.strip():
+        raise UserError(f"{'--out' if not out.strip() else '--reviews'}: empty path")
+    if image_dim < 1:
+        raise UserError(f"--image-dim: expected a positive number of floats per record, got {image_dim}")
     if Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"--out {out}: exists and is not a folder (the outputs are four files in a folder)")
-    cfg = IngestConfig(kcore=kcore, rating_min=rating_min, rating_max=rating_max, split=split, seed=seed, on_error=on_error)
-    cfg.check(lambda key: "--" + key.replace("_", "-"))
+    flag = lambda key: "--" + key.replace("_", "-")  # noqa: E731
+    values = dict(kcore=kcore, rating_min=rating_min, rating_max=rating_max, split=split, seed=seed, on_error=on_error)
+    validate_section(Ingest, values, flag)
+    cfg = Ingest(**values)
+    if cfg.rating_min > cfg.rating_max:
+        raise UserError(f"--rating-min: {cfg.rating_min} is above --rating-max = {cfg.rating_max}")
     delimited = {"sep": SEP_NAMES.get(sep, sep) if sep is not None else None, "header": header,
-                 "fields": _columns(columns, header) if columns is not None else None}
+                 "fields": _columns(columns, header) if columns is not None else None, "encoding": encoding}
     delimited = {k: v for k, v in delimited.items() if v is not None}
     if delimited and fmt == "auto":
-        fmt = "generic"  # only delimited text has a separator, a header and columns
+        fmt = "generic"  # only delimited text has a separator, a header, columns and an encoding
     if delimited and fmt != "generic":
-        raise UserError(f"--sep/--header/--columns describe delimited text (--format generic), not --format {fmt}")
+        given = ", ".join("--header/--no-header" if k == "header" else f"--{k if k != 'fields' else 'columns'}" for k in delimited)
+        raise UserError(f"{given}: options of delimited text (--format generic), not of --format {fmt}")
     if "sep" in delimited and len(delimited["sep"]) != 1:
         raise UserError(f"--sep: expected one character (or tab), got {sep!r}")
     source = {"format": fmt, "reviews": reviews, "meta": meta, "images": images, "image_dim": image_dim, **delimited}
-    stats = run_ingest(source, cfg, out, name=reviews)
+    stats = run_ingest(source, cfg, out, name=reviews, label=flag, out_flag="--out")
     with_image = stats["items"]["with_image"]
+    converted = stats.get("timestamps", {}).get("converted_to_seconds", {})
     typer.echo(
         f"{out}: {stats['n_users']} users, {stats['n_items']} items, {stats['n_interactions']} interactions "
         f"({', '.join(f'{k} {v}' for k, v in stats['splits'].items())}); dropped {stats['dropped']}"
+        + (f"; timestamps converted to seconds: {', '.join(f'{n} in {unit}' for unit, n in converted.items())}" if converted else "")
         + (f"; {with_image} of {stats['n_items']} items have an image vector" if with_image is not None else "")
     )
 
@@ -194,7 +231,7 @@ def synth(
     """Write a synthetic dataset in the Amazon 2014 format (reviews, meta, .b image features)."""
     from pathlib import Path
 
-    from pipeline.synth import write_synthetic
+    from pipeline.ingest.synth import write_synthetic
 
     paths = write_synthetic(
         Path(out), n_users=users, n_items=items, n_interactions=interactions, n_clusters=clusters,
@@ -204,9 +241,40 @@ def synth(
         typer.echo(f"{kind}: {path}")
 
 
+def _known(dataset: str, model: str | None = None) -> None:
+    """One line naming the known ones when params.yaml has no such dataset (or model). Only the names
+    are read: a run already trained is used whatever else params.yaml says now."""
+    from pipeline.settings import read_params_file
+    from pipeline.settings.types import closest
+
+    raw = read_params_file()
+    for kind, name in (("dataset", dataset), ("model", model)):
+        known = raw.get(f"{kind}s") or {}
+        if name is not None and name not in known:
+            hint = closest(name, list(known))
+            raise UserError(f"params.yaml: unknown {kind} {name!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+                            + f" ({kind}s: {', '.join(map(str, known)) or 'none'})")
+
+
+def _trained_run(dataset: str, model: str, seed: int, what: str):
+    """The folder of a trained run, or one line: an unknown dataset or model (naming the known ones),
+    a run not trained yet, a run that was skipped."""
+    from pipeline.paths import model_dir
+    from pipeline.skipped import skipped
+
+    _known(dataset, model)
+    run = model_dir(dataset, model, seed)
+    if not run.is_dir():
+        raise UserError(f"{run}: run directory not found (train it: simgr train {dataset} {model} {seed})")
+    reason = skipped(run)
+    if reason is not None:
+        raise UserError(f"{run}: the run was skipped ({reason}), so there is nothing to {what}")
+    return run
+
+
 @app.command()
 def recommend(
-    user: str = typer.Option(..., "--user", help="the raw user id (as in the reviews file)"),
+    user: str = typer.Option(..., "--user", help="the raw user id, as in the reviews file (column user_id of data/<dataset>/ingest/users.parquet)"),
     k: int = typer.Option(20, "-k", help="number of items to show"),
     dataset: str = typer.Option("magazine", "--dataset", help="dataset name"),
     model: str = typer.Option("simgr", "--model", help="model name of the trained run"),
@@ -214,11 +282,9 @@ def recommend(
 ) -> None:
     """Print a user's top items (with titles) from a trained run, training items excluded."""
     from pipeline.evaluation.recommend import recommend_user
-    from pipeline.paths import model_dir, stage_dir
+    from pipeline.paths import stage_dir
 
-    run = model_dir(dataset, model, seed)
-    if not run.is_dir():
-        raise UserError(f"{run}: run directory not found (train it: simgr train {dataset} {model} {seed})")
+    run = _trained_run(dataset, model, seed, "recommend")
     internal, top = recommend_user(stage_dir(dataset, "ingest"), run, user, k)
     typer.echo(f"top {top.height} items for user {user} (id {internal}) of {dataset}, run {model}-{seed}; training items excluded")
     for row in top.iter_rows(named=True):
@@ -240,31 +306,31 @@ def export(
     """Export a trained run for serving, or a dataset for MMRec, outside DVC."""
     from pathlib import Path
 
-    from pipeline.paths import export_dir, mmrec_export_dir, model_dir, stage_dir
+    from pipeline.paths import export_dir, mmrec_export_dir, stage_dir
 
+    if fmt not in ("serve", "mmrec"):
+        raise UserError(f"--format: expected 'serve' or 'mmrec', got {fmt!r}")
+    _known(dataset)
     ingest = stage_dir(dataset, "ingest")
     if not (ingest / "interactions.parquet").exists():
-        raise UserError(f"{ingest / 'interactions.parquet'}: file not found (ingest the dataset first: simgr ingest / dvc repro ingest@{dataset})")
+        raise UserError(f"{ingest / 'interactions.parquet'}: file not found (ingest the dataset first: simgr ingest {dataset}, or dvc repro ingest@{dataset})")
+    flag = "--out" if out else ""
     if fmt == "mmrec":
         from pipeline.export.mmrec import export_mmrec
 
         folder = Path(out) if out else mmrec_export_dir(dataset)
-        done = export_mmrec(ingest, stage_dir(dataset, "features"), folder, dataset)
+        done = export_mmrec(ingest, stage_dir(dataset, "features"), folder, dataset, out_flag=flag)
         typer.echo(f"{folder}: {dataset}.inter ({done['n_interactions']} interactions, "
                    f"{', '.join(f'{s} {n}' for s, n in done['splits'].items())}), id maps, "
                    f"{', '.join(done['features']) or 'no feature matrix'}, {dataset}.yaml (MMRec data_path: {folder.parent})")
         return
-    if fmt != "serve":
-        raise UserError(f"--format: expected 'serve' or 'mmrec', got {fmt!r}")
     if not model:
         raise UserError("--model: required with --format serve (the run to export, e.g. --model simgr --seed 1)")
     from pipeline.export.serving import export_run
 
-    run = model_dir(dataset, model, seed)
-    if not run.is_dir():
-        raise UserError(f"{run}: run directory not found (train it: simgr train {dataset} {model} {seed})")
+    run = _trained_run(dataset, model, seed, "export")
     folder = Path(out) if out else export_dir(dataset, model, seed)
-    manifest = export_run(ingest, run, folder, k=k, exclude=[s for s in exclude.split(",") if s], run=run.as_posix())
+    manifest = export_run(ingest, run, folder, k=k, exclude=[s for s in exclude.split(",") if s], run=run.as_posix(), out_flag=flag)
     typer.echo(f"{folder}: top {k} of {manifest['n_users']} users ({manifest['n_recommendations']} rows, "
                f"{'+'.join(manifest['excluded']) or 'nothing'} masked), user/item embeddings ({manifest['dim']}-d), "
                "items.faiss, manifest.json")
@@ -272,10 +338,35 @@ def export(
 
 def main() -> None:
     try:
-        app()
+        from typer._click import exceptions as click_errors  # typer vendors click
+    except ImportError:  # pragma: no cover - an older typer on plain click
+        from click import exceptions as click_errors  # type: ignore[no-redef]
+
+    try:
+        code = app(prog_name="simgr", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:  # `simgr` alone: its help, as before
+        typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        raise SystemExit(2) from None
+    except click_errors.UsageError as exc:  # a bad option or argument: one line naming the command
+        where = exc.ctx.command_path if exc.ctx else "simgr"
+        print(f"error: {where}: {exc.format_message()} (see {where} --help)", file=sys.stderr)
+        raise SystemExit(2) from None
+    except click_errors.ClickException as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        raise SystemExit(1) from None
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except OSError as exc:  # a path that cannot be read or written (pipeline.errors.os_error_line)
+        if os.environ.get("SIMGR_TRACEBACK"):
+            raise
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

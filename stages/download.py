@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pipeline.ingest.download import acquire
-from pipeline.params import get, load_params
+from pipeline.settings import load_params
 
 
 def main(dataset: str) -> None:
     params = load_params()
-    cfg = get(params, f"datasets.{dataset}")
-    synth = get(params, "synth") if cfg.get("source") == "synthetic" else None
-    acquire(dataset, cfg, synth)
+    entry = params.dataset(dataset)
+    acquire(dataset, entry.model_dump(exclude_none=True), params.synth.model_dump() if entry.source == "synthetic" else None)
 
 
 if __name__ == "__main__":

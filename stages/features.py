@@ -4,7 +4,8 @@
 
 Reads data/<ds>/ingest/items.parquet (and the image / MMRec feature files the dataset names),
 writes data/<ds>/features/vectors/<modality>.npy, data/<ds>/features/features.json and the
-committed sketch data/<ds>/features/fingerprint.parquet (docs/reproducibility.md).
+committed sketch data/<ds>/features/fingerprint.parquet (docs/reproducibility.md). The vectors
+folder is built in a temporary sibling and renamed over the old one (:mod:`pipeline.atomic`).
 Wall-clock time goes to logs/<ds>/features/timing.json (not a DVC output).
 """
 
@@ -15,14 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
-from pipeline.features.build import build_features
+from pipeline.atomic import atomic_dir
 from pipeline.device import resolve_device
+from pipeline.features.build import build_features
+from pipeline.jsonio import write_json
 from pipeline.log import get_logger
-from pipeline.params import get, load_params, write_json
 from pipeline.paths import stage_dir
 from pipeline.repro.fingerprint import feature_sketch
 from pipeline.schemas import read_table, write_table
+from pipeline.settings import load_params
 from stages._main import run_stage
 
 log = get_logger(__name__)
@@ -30,24 +32,23 @@ log = get_logger(__name__)
 
 def main(dataset: str) -> None:
     params = load_params()
-    datasets = get(params, "datasets")
-    if dataset not in datasets:
-        raise UserError(f"params.yaml: unknown dataset '{dataset}'; known: {sorted(datasets)}")
+    entry = params.dataset(dataset)
     started = time.perf_counter()
     items_path = stage_dir(dataset, "ingest") / "items.parquet"
     items = read_table(items_path, "items")
     log.info("read %d items from %s", items.height, items_path)
     out = stage_dir(dataset, "features")
-    device = resolve_device(get(params, "features.device"), "features.device")
-    report = build_features(
-        items,
-        datasets[dataset],
-        out / "vectors",
-        text_model=get(params, "features.text_model"),
-        batch_size=int(get(params, "features.batch_size")),
-        device=device,
-        dataset=dataset,
-    )
+    device = resolve_device(params.features.device, "features.device")
+    with atomic_dir(out / "vectors") as vectors_dir:  # replaced as a whole, only when every modality is built
+        report = build_features(
+            items,
+            entry.model_dump(exclude_none=True),
+            vectors_dir,
+            text_model=params.features.text_model,
+            batch_size=params.features.batch_size,
+            device=device,
+            dataset=dataset,
+        )
     write_json(report, out / "features.json")
     vectors = {path.stem: np.load(path) for path in sorted((out / "vectors").glob("*.npy"))}
     write_table(feature_sketch(vectors), "feature_sketch", out / "fingerprint.parquet")

@@ -3,69 +3,72 @@
     python -m stages.graph <dataset>
 
 Reads data/<ds>/ingest/interactions.parquet (train split only) and data/<ds>/features/vectors/*.npy.
-The PST and APFI settings are params ``pst`` / ``apfi``, except the keys SiMGR's hyper-parameter
-study selected on validation (tuning/<ds>/simgr/selected.json). Writes, in data/<ds>/graph/:
-``candidates/{item_groups,tail_candidates,popular_candidates}.parquet`` (eq. 15-16),
-``thresholds.parquet`` (PST, eq. 12-14), ``pseudo_edges.parquet`` (APFI, eq. 17-21), ``edges.parquet``
-(the whole signed graph in one table), ``graph.json`` and the committed ``fingerprint.parquet``.
-Models read only the parts they use: a PST change retrains only the models that read PST.
+The PST and APFI settings are params ``pst`` / ``apfi`` as written, a key set to ``auto`` taking
+the value SiMGR's study selected on validation (tuning/<ds>/simgr/selected.json). Writes, in
+data/<ds>/graph/: ``candidates/{item_groups,tail_candidates,popular_candidates}.parquet``
+(eq. 15-16), ``thresholds.parquet`` (PST, eq. 12-14), ``pseudo_edges.parquet`` (APFI, eq. 17-21),
+``edges.parquet`` (the whole signed graph in one table), ``graph.json`` (counts, the settings used
+and where each came from) and the committed ``fingerprint.parquet``. Models read only the parts
+they use: a PST change retrains only the models that read PST. A graph without a positive (or a
+negative) edge is a warning saying what that means for SGA and which setting changes it.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-import polars as pl
-
-from pipeline.graph.build import candidate_settings, signed_graph
+from pipeline.data import load_vectors
+from pipeline.errors import UserError
+from pipeline.graph.build import build_graph_outputs
 from pipeline.graph.signed import GraphSettings
 from pipeline.log import get_logger
-from pipeline.params import load_params, write_json
 from pipeline.paths import stage_dir
-from pipeline.schemas import read_table, write_table
-from pipeline.tuning.selection import GRAPH_PREFIXES, SELECTED, apply, read_selected, study_dir
+from pipeline.run.models import resolve_graph
+from pipeline.run.selection import SELECTED, read_selected, study_dir
+from pipeline.settings import load_params
+from pipeline.settings.sections import APFI, PST
+from pipeline.settings.types import is_auto
 from stages._main import run_stage
-from stages.neighbors import load_vectors
 
 log = get_logger(__name__)
 
 
 def main(dataset: str) -> None:
     params = load_params()
-    selected_path = study_dir(dataset, "simgr") / SELECTED
-    selected = {k: v for k, v in read_selected(selected_path).items() if k.startswith(GRAPH_PREFIXES)}
-    if selected:
-        log.info("signed-graph settings selected on validation (%s): %s", selected_path, selected)
-    settings = GraphSettings.from_params(apply(params, selected, GRAPH_PREFIXES))
-    inter_path = stage_dir(dataset, "ingest") / "interactions.parquet"
-    interactions = read_table(inter_path, "interactions")
-    log.info("read %s: %d interactions (%d train)", inter_path, interactions.height, int((interactions["split"] == "train").sum()))
-    vectors = load_vectors(stage_dir(dataset, "features") / "vectors") if settings.apfi_enabled else {}
-    if settings.apfi_enabled and not vectors:
-        log.warning("%s: no item features: APFI adds no pseudo edges (graph.json settings: apfi_enabled false)", dataset)
-        settings = replace(settings, apfi_enabled=False)
-    graph, cands = signed_graph(interactions, vectors, settings, candidate_settings(params), source=str(inter_path))
-    out = stage_dir(dataset, "graph")
-    prints = []
-    (out / "candidates").mkdir(parents=True, exist_ok=True)  # a DVC output, empty without APFI
-    if cands is not None:
-        for stem, (kind, frame) in cands.tables.items():
-            write_table(frame, kind, out / "candidates" / f"{stem}.parquet")
-            log.info("wrote %s (%d rows)", out / "candidates" / f"{stem}.parquet", frame.height)
-        prints.append(cands.fingerprint)
-    write_table(graph.thresholds, "thresholds", out / "thresholds.parquet")
-    write_table(graph.pseudo, "pseudo_edges", out / "pseudo_edges.parquet")
-    write_table(graph.edges, "edges", out / "edges.parquet")
-    write_table(pl.concat(prints + [graph.fingerprint]), "fingerprint", out / "fingerprint.parquet")
-    write_json({**graph.metrics, "candidates": cands.report if cands else {}, "selected_on_validation": selected}, out / "graph.json")
-    m = graph.metrics
-    log.info(
-        "wrote %s: %d edges (observed +%d / -%d, pseudo +%d / -%d); %d users, mean delta %s; "
-        "%d / %d users without a positive / negative observed edge; exact fall-back for %d / %d users",
-        out, m["edges"], m["observed_positive"], m["observed_negative"], m["pseudo_positive"], m["pseudo_negative"],
-        m["users"], m["mean_delta"], m["users_no_positive"], m["users_no_negative"],
-        m["fallback_users_positive"], m["fallback_users_negative"],
-    )
+    params.dataset(dataset)
+    selection = {}
+    path = study_dir(dataset, "simgr") / SELECTED
+    autos = [f"{name}.{key}" for name, section in (("pst", params.pst or PST()), ("apfi", params.apfi or APFI()))
+             for key, value in section if is_auto(value)]
+    if params.tune.enabled and autos:
+        if not path.exists():
+            raise UserError(f"{path}: not found: the signed graph takes {', '.join(autos)} (auto) from SiMGR's study on {dataset}, "
+                            f"which has not run; run it (simgr tune {dataset} simgr, or dvc repro), or build the graph without it: give "
+                            "those keys values, or set tune.enabled: false (every auto at its default; dvc exp run -S tune.enabled=false)")
+        selection = read_selected(path)
+    settings, sources = resolve_graph(params, selection=selection)
+    log.info("signed-graph settings: %s", {k: f"{v} ({sources[k]})" for k, v in settings.describe().items()})
+    vectors = load_vectors(stage_dir(dataset, "features") / "vectors") if settings.apfi.enabled else {}
+    graph = build_graph_outputs(dataset, settings, sources, vectors, params.neighbors)
+    for line in one_sided(dataset, graph.metrics, settings):
+        log.warning("%s", line)
+
+
+def one_sided(dataset: str, metrics: dict, settings: GraphSettings) -> list[str]:
+    """What it means when the signed graph has no positive (or no negative) edge, and how to change it."""
+    counts = {"positive": metrics["observed_positive"] + metrics["pseudo_positive"],
+              "negative": metrics["observed_negative"] + metrics["pseudo_negative"]}
+    if settings.pst.enabled:
+        rule = f"pst.nu = {settings.pst.nu:g}: a rating is positive above nu * its user's mean - (1 - nu) * their spread"
+        fix = {"positive": "lower pst.nu (e.g. 0.5)", "negative": "raise pst.nu (e.g. 0.5)"}
+    else:
+        rule = f"pst.enabled false, pst.delta = {settings.pst.delta:g}: a rating is positive above delta"
+        fix = {"positive": "lower pst.delta", "negative": "raise pst.delta"}
+    lines = []
+    for sign, other in (("positive", "negative"), ("negative", "positive")):
+        if counts[sign] == 0 and counts[other] > 0:
+            lines.append(f"{dataset}: the signed graph has no {sign} edge (all {counts[other]} edges are {other}; {rule}): SGA's "
+                         f"{sign} branch has no edges, so SiMGR and the variants reading the graph learn from the {other} branch "
+                         f"alone; to change it, {fix[sign]}")
+    return lines
 
 
 if __name__ == "__main__":

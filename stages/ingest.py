@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pipeline.ingest.dataset import IngestConfig, ingest
-from pipeline.params import get, load_params
+from pipeline.ingest.dataset import ingest
 from pipeline.paths import stage_dir
+from pipeline.settings import load_params
 
 
 def main(dataset: str) -> None:
     params = load_params()
-    source = get(params, f"datasets.{dataset}")
-    cfg = IngestConfig.from_params(get(params, "ingest"))
-    ingest(source, cfg, stage_dir(dataset, "ingest"), name=dataset)
+    ingest(params.dataset(dataset).model_dump(exclude_none=True), params.ingest, stage_dir(dataset, "ingest"), name=dataset)
 
 
 if __name__ == "__main__":

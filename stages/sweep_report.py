@@ -27,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.log import get_logger
-from pipeline.params import read_json
+from pipeline.jsonio import read_json
 from pipeline.paths import summary_file
 from pipeline.report.plots import line_plot
 from pipeline.report.sweep import sweep_table

@@ -2,27 +2,26 @@
 
     python -m stages.train <dataset> <model> <seed> [--resume]
 
-Reads params ``train``, ``evaluate.protocol``, ``models`` (and ``pst.delta`` for the models that
-sign edges with the global threshold, passed to them as ``global_delta``), overridden by the values
-the model's hyper-parameter study selected on validation (tuning/<dataset>/<model>/selected.json;
-the Figure-3 variants of SiMGR use SiMGR's study, params ``tune.inherit``); loads only the inputs
-the model needs;
-writes ``models/<dataset>/<model>-<seed>/`` (checkpoint.pt, best.pt, embeddings.pt,
-history.json) and the dvclive curves and timing under ``logs/<dataset>/<model>-<seed>/``.
+The run's set-up (:mod:`pipeline.run.setup`): params ``train`` and ``evaluate.protocol``, the
+model's entry ``models.<model>`` (its ``auto`` values from its study's selection,
+tuning/<dataset>/<owner>/selected.json, ``tune.inherit`` naming the owner of SiMGR's Figure-3
+variants), and the inputs its class declares it reads. Writes ``models/<dataset>/<model>-<seed>/``
+(checkpoint.pt, best.pt, embeddings.pt, history.json with the values used and their sources) and
+the dvclive curves and timing under ``logs/<dataset>/<model>-<seed>/``. A model that reads item
+features on a dataset without any writes only ``skipped.json`` saying so. The run folder is not
+written atomically as a whole: it holds the checkpoint ``--resume`` continues from (each of its
+files is replaced atomically; DVC removes the folder before it re-runs the stage).
 """
 
 from __future__ import annotations
 
-
+from pipeline.atomic import writable_dir
 from pipeline.errors import UserError
 from pipeline.log import get_logger
-from pipeline.models.registry import build_model
-from pipeline.params import get, load_params
-from pipeline.paths import DATA, log_dir, model_dir
-from pipeline.data import load_train_data
-from pipeline.training.trainer import fit
-from pipeline.tuning.selection import GRAPH_PREFIXES, SELECTED, read_selected, study_dir
-from pipeline.tuning.trial import model_inputs, run_settings
+from pipeline.paths import log_dir, model_dir
+from pipeline.run.setup import final_run, load_data, skip_reason, train
+from pipeline.settings import load_params
+from pipeline.skipped import write_skipped
 from stages._main import run_stage
 
 log = get_logger(__name__)
@@ -38,41 +37,22 @@ def main(dataset: str, model: str, seed: str | int = 1, *flags: str) -> None:
     except ValueError:
         raise UserError(f"train: seed must be an integer, got {seed!r}") from None
     params = load_params()
-    owner = (get(params, "tune.inherit", {}) or {}).get(model, model)
-    selected_path = study_dir(dataset, owner) / SELECTED
-    values = {k: v for k, v in read_selected(selected_path).items() if not k.startswith(GRAPH_PREFIXES)}
-    if values:
-        log.info("%s: hyper-parameters selected on validation by the %s study (%s): %s", model, owner, selected_path, values)
-    params, settings = run_settings(params, model, values)
-    models = get(params, "models")
-    inputs = model_inputs(model, params)
-    overrides = {"global_delta": float(get(params, "pst.delta"))} if "delta" in inputs else {}
-    data = load_train_data(
-        DATA / dataset,
-        features="features" in inputs,
-        knn="knn" in inputs,
-        thresholds="thresholds" in inputs,
-        pseudo="pseudo" in inputs,
-        name=dataset,
-    )
-    log.info(
-        "read %s: %d users, %d items, %d/%d/%d train/valid/test interactions; inputs: %s",
-        DATA / dataset, data.n_users, data.n_items, len(data.train), len(data.valid), len(data.test),
-        ", ".join(sorted(inputs)) or "interactions only",
-    )
-    out = model_dir(dataset, model, seed)
-    result = fit(
-        lambda device: build_model(model, data, models, settings.emb_dim, device, overrides),
-        data,
-        settings,
-        seed,
-        out_dir=out,
-        log_dir=log_dir(dataset, model, seed),
-        resume="--resume" in flags,
-    )
-    h = result.history
-    log.info("wrote %s: best epoch %d of %d, valid %s %.4f", out, h["best_epoch"], h["epochs"],
-             settings.valid_metric, h["valid"][settings.valid_metric])
+    params.dataset(dataset)
+    spec = final_run(params, dataset, model)
+    out = writable_dir(model_dir(dataset, model, seed))
+    reason = skip_reason(spec)
+    if reason:
+        write_skipped(out, reason)
+        log.warning("%s-%s on %s skipped: %s (wrote %s)", model, seed, dataset, reason, out / "skipped.json")
+        return
+    selected = {k: v for k, v in spec.sources.items() if v != "params.yaml"}
+    log.info("%s: values not written in params.yaml: %s", model, selected or "none")
+    data = load_data(spec)
+    log.info("read data/%s: %d users, %d items, %d/%d/%d train/valid/test interactions; inputs: %s", dataset, data.n_users,
+             data.n_items, len(data.train), len(data.valid), len(data.test), ", ".join(sorted(spec.reads)) or "interactions only")
+    h = train(spec, data, seed, out_dir=out, log_dir=log_dir(dataset, model, seed), resume="--resume" in flags).history
+    log.info("wrote %s: best epoch %d of %d, valid %s %.4f", out, h["best_epoch"], h["epochs"], spec.settings.valid_metric,
+             h["valid"][spec.settings.valid_metric])
 
 
 if __name__ == "__main__":

@@ -40,3 +40,34 @@ def planted():
 def device(request) -> str:
     """Each torch device of this machine in turn (``DEVICES``)."""
     return request.param
+
+
+def shipped_params(**sections) -> dict:
+    """The repository's params.yaml as a mapping, with whole ``sections`` replaced and, for
+    ``section__key=value`` arguments, single keys set (a stage reads a complete params file)."""
+    import copy
+
+    import yaml
+
+    params = copy.deepcopy(yaml.safe_load((TESTS.parent / "params.yaml").read_text()))
+    for name, value in sections.items():
+        if "__" in name:
+            section, key = name.split("__", 1)
+            params.setdefault(section, {})[key] = value
+        else:
+            params[name] = value
+    return params
+
+
+def simgr(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run the `simgr` entry point as a shell would: (exit status, stdout, stderr)."""
+    from stages.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["simgr", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err

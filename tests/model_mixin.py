@@ -6,11 +6,12 @@ Use::
 
     class TestLightGCN(RecommenderTestMixin):
         model_name = "lightgcn"            # a key of params.yaml `models`
-        model_overrides = {"n_layers": 1}  # optional: merged into the resolved config
+        model_overrides = {"n_layers": 1}  # optional: hyper-parameters replaced in the resolved ones
 
-The model's config comes from the real params.yaml (``registry.resolve_config``, so ``variant_of``
-entries work), plus ``global_delta`` (params ``pst.delta``) for models whose inputs include the
-graph, as the train stage does. Data: the planted-cluster set of :mod:`planted`. Training uses a
+The model's hyper-parameters come from the real params.yaml's entry (:func:`hyperparameters`: through
+``variant_of``, every ``auto`` value at the model's default, as a study's starting point), and a
+model reading the global delta gets params ``pst.delta`` in its data, as the run set-up gives it.
+Data: the planted-cluster set of :mod:`planted`. Training uses a
 small budget (``train_settings``; override ``train_overrides`` if a model needs more) and is
 cached per class and device, so the whole mixin costs one short training run plus one rerun per
 model and device.
@@ -24,6 +25,7 @@ no bit-reproducibility (CUDA's sparse kernels and atomics have no deterministic 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,12 +33,33 @@ import numpy as np
 import torch
 
 from pipeline.evaluation.ranking import EvalSets, evaluate
-from pipeline.models.registry import build_model, model_class, resolve_config
-from pipeline.params import load_params
+from pipeline.models.base import ModelParams, Recommender
+from pipeline.run.models import model_entry, resolve_values
+from pipeline.settings import load_params
 from pipeline.training.trainer import FitResult, TrainSettings, fit
 from planted import planted_data
 
 PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+
+
+def hyperparameters(name: str, params=None, **overrides: Any) -> ModelParams:
+    """The hyper-parameters of the entry ``name`` of ``params`` (default: the repository's params.yaml),
+    every ``auto`` at its default, with ``overrides``."""
+    entry = model_entry(params or PARAMS, name)
+    hp, _, _ = resolve_values(entry, name, candidates={}, tuned=False)
+    return entry.cls.Params(**{**dict(hp), **overrides})
+
+
+def build(name: str, data, device: torch.device | str = "cpu", emb_dim: int = 32, params=None, **overrides: Any) -> Recommender:
+    """The model of the entry ``name`` (of ``params``, default params.yaml) on ``data`` (with the global delta when it reads it)."""
+    params = params or PARAMS
+    entry = model_entry(params, name)
+    hp = hyperparameters(name, params, **overrides)
+    if "delta" in entry.cls.reads(hp) and data.delta is None:
+        data = replace(data, delta=float(params.pst.delta))
+    model = entry.cls(data, hp, emb_dim, torch.device(device))
+    model.run_name = name
+    return model.to(device)
 _FITS: dict[tuple, FitResult] = {}
 #: on CUDA, how far two runs with the same seed may be apart in best validation Recall@20
 CUDA_RERUN_TOL = 0.05
@@ -53,6 +76,8 @@ def popularity_recall(data, k: int = 10, split: str = "test") -> float:
 class RecommenderTestMixin:
     model_name: ClassVar[str] = ""
     model_overrides: ClassVar[dict[str, Any]] = {}
+    #: the params the model's entry comes from (None: the repository's params.yaml)
+    params: ClassVar[Any] = None
     #: TrainSettings fields for the short training runs (merged over the defaults below)
     train_overrides: ClassVar[dict[str, Any]] = {}
     #: how far above popularity's test Recall@10 the trained model must be
@@ -61,16 +86,11 @@ class RecommenderTestMixin:
     # -- helpers -------------------------------------------------------------------------
     @classmethod
     def data(cls):
-        return planted_data()
-
-    @classmethod
-    def overrides(cls) -> dict[str, Any]:
-        kind, cfg = resolve_config(cls.model_name, PARAMS["models"])
-        cfg.update(cls.model_overrides)
-        extra = dict(cls.model_overrides)
-        if "delta" in model_class(kind).inputs(cfg):
-            extra.setdefault("global_delta", float(PARAMS["pst"]["delta"]))
-        return extra
+        params = cls.params or PARAMS
+        data = planted_data()
+        if "delta" in model_entry(params, cls.model_name).cls.reads(hyperparameters(cls.model_name, params, **cls.model_overrides)):
+            data = replace(data, delta=float(params.pst.delta))
+        return data
 
     @classmethod
     def settings(cls, device: str = "cpu") -> TrainSettings:
@@ -81,8 +101,7 @@ class RecommenderTestMixin:
 
     @classmethod
     def build(cls, device: torch.device | str = "cpu"):
-        s = cls.settings(str(device))
-        return build_model(cls.model_name, cls.data(), PARAMS["models"], s.emb_dim, torch.device(device), cls.overrides())
+        return build(cls.model_name, cls.data(), device, cls.settings(str(device)).emb_dim, cls.params, **cls.model_overrides)
 
     @classmethod
     def train(cls, seed: int = 1, cached: bool = True, device: str = "cpu", **paths) -> FitResult:

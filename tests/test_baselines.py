@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from model_mixin import PARAMS, RecommenderTestMixin
+from model_mixin import PARAMS, RecommenderTestMixin, hyperparameters
 from pipeline.errors import UserError
 from pipeline.models.freedom import FREEDOM, degree_sensitive_prune, item_item_graph, knn_graph, prune_weights
 from pipeline.models.lgmrec import LGMRec, hyperedge_nce, hypergraph_pass
-from pipeline.models.siren import SiReN, negative_scores, sign_aware_bpr
+from pipeline.models.negatives import negative_scores
+from pipeline.models.siren import SiReN, sign_aware_bpr
 from planted import planted_data
 
 
@@ -27,10 +28,6 @@ class TestFREEDOM(RecommenderTestMixin):
 
 class TestLGMRec(RecommenderTestMixin):
     model_name = "lgmrec"
-
-
-def _cfg(name: str, **overrides) -> dict:
-    return {**PARAMS["models"][name], **overrides}
 
 
 def _text_only():
@@ -55,6 +52,17 @@ def test_sign_aware_bpr_hand_values_and_sign_flip():
         assert torch.sign(score.grad).item() == direction
 
 
+def test_the_released_codes_coefficient_is_one_on_positive_and_two_on_negative_edges():
+    from pipeline.models.siren import code_coefficient
+
+    assert code_coefficient(torch.tensor([1.0, -1.0])).tolist() == [1.0, 2.0]
+    # with it a negative edge is still pushed above the sampled negatives: -ln s(2 * 2 - 1) = ln(1 + e^-3)
+    pos, neg = torch.tensor([2.0]), torch.tensor([[1.0]])
+    assert sign_aware_bpr(pos, neg, code_coefficient(torch.tensor([-1.0]))).item() == pytest.approx(math.log1p(math.exp(-3.0)))
+    model = SiReN(planted_data(), hyperparameters("siren", loss="code", n_neg=2), 8, "cpu")
+    model.loss(torch.from_numpy(planted_data().train.user[:8]), torch.from_numpy(planted_data().train.item[:8]), torch.zeros(8, dtype=torch.int64))
+
+
 def test_sign_aware_bpr_sums_negatives_and_averages_batch():
     pos = torch.tensor([0.0, 1.0])
     neg = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
@@ -76,7 +84,7 @@ def test_negative_scores_match_brute_force(n_items):
 
 def test_siren_positive_graph_holds_only_ratings_above_offset():
     data = planted_data()
-    model = SiReN(data, _cfg("siren"), 8, "cpu")
+    model = SiReN(data, hyperparameters("siren"), 8, "cpu")
     n_pos = int((data.train.rating > 3.5).sum())
     assert 0 < n_pos < len(data.train)
     assert model.adj._nnz() == 2 * n_pos
@@ -88,7 +96,7 @@ def test_siren_positive_graph_holds_only_ratings_above_offset():
 
 def test_siren_negatives_avoid_training_items_and_are_seeded():
     data = planted_data()
-    model = SiReN(data, _cfg("siren"), 8, "cpu")
+    model = SiReN(data, hyperparameters("siren"), 8, "cpu")
     users = torch.arange(data.n_users)
     model.pre_epoch(0, torch.Generator().manual_seed(5))
     first = model.sample_negatives(users, 40)
@@ -102,7 +110,7 @@ def test_siren_negatives_avoid_training_items_and_are_seeded():
 
 def test_siren_negatives_follow_degree_to_the_075_among_free_items():
     data = planted_data()
-    model = SiReN(data, _cfg("siren"), 8, "cpu")
+    model = SiReN(data, hyperparameters("siren"), 8, "cpu")
     model.pre_epoch(0, torch.Generator().manual_seed(11))
     n = 60000
     drawn = model.sample_negatives(torch.zeros(1, dtype=torch.int64), n).numpy().ravel()
@@ -117,7 +125,7 @@ def test_siren_negatives_follow_degree_to_the_075_among_free_items():
 
 
 def test_alias_table_gives_the_distribution():
-    from pipeline.models.siren import alias_table
+    from pipeline.models.negatives import alias_table
 
     w = np.array([1.0, 3.0, 0.0, 4.0])
     prob, alias = alias_table(w)
@@ -139,18 +147,22 @@ def test_fast_dropout_keeps_the_expectation():
 
 
 def test_per_model_train_overrides_follow_variants():
-    from pipeline.models.registry import resolve_config, train_overrides
+    from pipeline.run.models import model_entry
+    from pipeline.settings import validate_params
+    from pipeline.settings.sections import Params
 
-    models = {"siren": {"n_layers": 4, "train": {"lr": 0.005}}, "siren_b": {"variant_of": "siren", "train": {"batch_size": 512}}}
-    assert train_overrides("siren_b", models) == {"lr": 0.005, "batch_size": 512}
-    assert "train" not in resolve_config("siren_b", models)[1]
+    raw = {"models": {"siren": {"n_layers": 4, "train": {"lr": 0.005}}, "siren_b": {"variant_of": "siren", "train": {"batch_size": 512}}}}
+    params = PARAMS.model_copy(update={"models": Params.model_validate(raw).models})
+    entry = model_entry(params, "siren_b")
+    assert entry.train == {"lr": 0.005, "batch_size": 512}
+    assert entry.kind == "siren" and entry.values["n_layers"] == 4 and "train" not in entry.values
     with pytest.raises(UserError, match="unknown key"):
-        train_overrides("x", {"x": {"train": {"epochs": 3}}})
+        validate_params({"models": {"x": {"train": {"epochs": 3}}}})
 
 
 def test_siren_loss_rejects_pairs_outside_training():
     data = planted_data()
-    model = SiReN(data, _cfg("siren", n_neg=2), 8, "cpu")
+    model = SiReN(data, hyperparameters("siren", n_neg=2), 8, "cpu")
     u, i = int(data.train.user[0]), int(data.train.item[0])
     missing = next(j for j in range(data.n_items) if not ((data.train.user == u) & (data.train.item == j)).any())
     with pytest.raises(ValueError, match="not training interactions"):
@@ -203,7 +215,7 @@ def test_degree_sensitive_prune_counts_is_seeded_and_prefers_low_degree():
 def test_freedom_prunes_in_training_and_uses_full_graph_in_eval():
     data = planted_data()
     torch.manual_seed(0)
-    model = FREEDOM(data, _cfg("freedom", dropout=0.5), 8, "cpu")
+    model = FREEDOM(data, hyperparameters("freedom", dropout=0.5), 8, "cpu")
     model.train()
     model.pre_epoch(0, torch.Generator().manual_seed(0))
     assert model.masked_adj._nnz() == 2 * int(len(data.train) * 0.5)
@@ -220,7 +232,7 @@ def test_freedom_prunes_in_training_and_uses_full_graph_in_eval():
 def test_freedom_text_only_and_modal_loss_part():
     data = _text_only()
     torch.manual_seed(0)
-    model = FREEDOM(data, _cfg("freedom", reg=1e-3), 8, "cpu")
+    model = FREEDOM(data, hyperparameters("freedom", reg=1e-3), 8, "cpu")
     assert list(model.features) == ["text"]
     parts = model.loss(torch.tensor([0, 1]), torch.from_numpy(data.train.item[:2]), torch.tensor([3, 4]))
     assert set(parts) == {"bpr", "modal_bpr"}
@@ -254,7 +266,7 @@ def test_hyperedge_nce_matches_brute_force():
 def test_lgmrec_eval_is_deterministic_and_training_is_noisy():
     data = planted_data()
     torch.manual_seed(0)
-    model = LGMRec(data, _cfg("lgmrec"), 8, "cpu")
+    model = LGMRec(data, hyperparameters("lgmrec"), 8, "cpu")
     with torch.no_grad():
         model.eval()
         first, second = model.embeddings(), model.embeddings()
@@ -268,20 +280,20 @@ def test_lgmrec_eval_is_deterministic_and_training_is_noisy():
 def test_lgmrec_loss_parts_by_number_of_modalities(text_only):
     data = _text_only() if text_only else planted_data()
     torch.manual_seed(0)
-    model = LGMRec(data, _cfg("lgmrec"), 8, "cpu")
+    model = LGMRec(data, hyperparameters("lgmrec"), 8, "cpu")
     parts = model.loss(torch.tensor([0, 1]), torch.from_numpy(data.train.item[:2]), torch.tensor([3, 4]))
     assert set(parts) == ({"bpr", "reg"} if text_only else {"bpr", "reg", "cl"})
     assert not model.state_dict().keys() & {"feat_text", "feat_image"}  # frozen features stay out of checkpoints
 
 
 def test_lgmrec_declares_cl_weight_inert_exactly_when_its_loss_ignores_it():
-    assert LGMRec.inert_keys(["text"]) == {"cl_weight"} and LGMRec.inert_keys(["image", "text"]) == frozenset()
+    assert LGMRec.inert_keys(hyperparameters("lgmrec"), ["text"]) == {"cl_weight"} and LGMRec.inert_keys(hyperparameters("lgmrec"), ["image", "text"]) == frozenset()
     losses = {}
     for text_only in (True, False):
         data = _text_only() if text_only else planted_data()
         for weight in (1e-4, 1e-1):
             torch.manual_seed(0)
-            model = LGMRec(data, {**_cfg("lgmrec"), "cl_weight": weight}, 8, "cpu")
+            model = LGMRec(data, hyperparameters("lgmrec", cl_weight=weight), 8, "cpu")
             parts = model.loss(torch.tensor([0, 1]), torch.from_numpy(data.train.item[:2]), torch.tensor([3, 4]))
             losses[text_only, weight] = sum(parts.values()).item()
     assert losses[True, 1e-4] == losses[True, 1e-1]      # one modality: the weight multiplies nothing

@@ -11,14 +11,19 @@ import pytest
 import torch
 import yaml
 
+from conftest import shipped_params
+
 from pipeline.errors import UserError
 from pipeline.schemas import read_table, write_table
 
 N_USERS, N_ITEMS = 30, 40
-PARAMS = {
-    "run": {"seeds": [1, 2], "models_cf": ["mf"], "models_mm": [], "models_signed": ["simgr"]},
-    "evaluate": {"protocol": "mmrec", "topk": [10, 20], "batch_size": 7, "device": "cpu"},
-}
+GROUPS = dict(models_cf=["mf"], models_mm=[], models_base=[], models_sga=[], models_pst=[], models_apfi=[], models_signed=["simgr"])
+PARAMS = shipped_params(
+    run={"datasets": ["toy"], "seeds": [1, 2], **GROUPS},
+    evaluate={"protocol": "mmrec", "topk": [10, 20], "batch_size": 7, "device": "cpu"},
+    report__metrics=["recall@10", "recall@20", "ndcg@10", "ndcg@20"],
+    datasets__toy={"format": "generic", "source": "shipped", "reviews": "r.csv"},
+)
 
 
 def fake_history(seed: int) -> dict:
@@ -50,7 +55,7 @@ def write_fake_dataset(root, params=PARAMS, seed=0):
     titles = [f"Title {i}" if i % 3 else None for i in range(N_ITEMS)]
     write_table(pl.DataFrame({"item": np.arange(N_ITEMS, dtype=np.int32), "asin": [f"A{i:03d}" for i in range(N_ITEMS)], "title": titles}, schema_overrides={"title": pl.String}), "items", ingest / "items.parquet")
     g = torch.Generator().manual_seed(seed)
-    for model in params["run"]["models_cf"] + params["run"]["models_mm"] + params["run"]["models_signed"]:
+    for model in [m for key in GROUPS for m in params["run"][key]]:
         for s in params["run"]["seeds"]:
             d = root / "models" / "toy" / f"{model}-{s}"
             d.mkdir(parents=True)

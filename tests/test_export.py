@@ -20,12 +20,15 @@ from pipeline.errors import UserError
 from pipeline.evaluation.ranking import evaluate_splits, top_items
 from pipeline.export.mmrec import export_mmrec
 from pipeline.export.serving import excluded_items, export_run, index_top_k, load_interactions
-from pipeline.ingest.dataset import IngestConfig, ingest
+from pipeline.ingest.dataset import ingest
+from pipeline.settings.sections import Ingest
+from conftest import shipped_params
 from pipeline.schemas import read_table, write_table
-from test_evaluate_stage import N_ITEMS, N_USERS, write_fake_dataset
+from test_evaluate_stage import GROUPS, N_ITEMS, N_USERS, write_fake_dataset
 
-PARAMS = {"run": {"seeds": [1], "models_cf": ["mf"], "models_mm": [], "models_signed": []},
-          "evaluate": {"protocol": "mmrec", "topk": [10], "batch_size": 7, "device": "cpu"}}
+PARAMS = shipped_params(run={"datasets": ["toy"], "seeds": [1], **{**{k: [] for k in GROUPS}, "models_cf": ["mf"]}},
+                        evaluate={"protocol": "mmrec", "topk": [10], "batch_size": 7, "device": "cpu"},
+                        datasets__toy={"format": "generic", "source": "shipped", "reviews": "r.csv"})
 
 
 def exact_embeddings(seed: int = 3, d: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,7 +122,7 @@ def test_mmrec_export_round_trips_through_our_importer(tmp_path):
     config = (folder / "toy.yaml").read_text()
     assert "inter_file_name: 'toy.inter'" in config and "text_feature_file: 'text_feat.npy'" in config and "vision" not in config
 
-    stats = ingest({"format": "mmrec", "reviews": str(folder / "toy.inter")}, IngestConfig(kcore=5), tmp_path / "back")
+    stats = ingest({"format": "mmrec", "reviews": str(folder / "toy.inter")}, Ingest(kcore=5), tmp_path / "back")
     assert stats["format"] == "mmrec" and stats["dropped"] == {}
     # the same rows, ratings (float32 3.7 included), timestamps and split; ingest writes them sorted by (user, item)
     assert read_table(tmp_path / "back" / "interactions.parquet", "interactions").equals(inter.sort(["user", "item"]))

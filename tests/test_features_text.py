@@ -13,10 +13,12 @@ import polars as pl
 import pytest
 import yaml
 
+from conftest import shipped_params
+
 from pipeline.errors import UserError
 from pipeline.features import text as text_mod
 from pipeline.features.sentences import item_sentence, item_sentences, strip_html
-from pipeline.params import read_json
+from pipeline.jsonio import read_json
 from pipeline.schemas import read_table, write_table
 
 FIXTURES = Path(__file__).parent / "fixtures" / "features"
@@ -150,13 +152,13 @@ def _write_dataset(root: Path, n_items: int = 40, n_users: int = 30) -> None:
         }
     )
     write_table(inter, "interactions", root / "data/tiny/ingest/interactions.parquet")
-    params = {
-        "datasets": {"tiny": {"format": "amazon2018", "source": "shipped", "reviews": "r.json.gz"}},
-        "features": {"text_model": "default", "batch_size": 16, "device": "cpu"},
-        "neighbors": {"k": 5, "candidates": 8, "device": "auto", "block_size": 16, "recall_sample": 40, "seed": 0},
-        "pst": {"enabled": True, "nu": 0.5, "delta": 3.0},
-        "apfi": {"enabled": True, "xi": 0.25, "q": 3, "zeta_pos": 0.4, "zeta_neg": 0.1},
-    }
+    params = shipped_params(
+        datasets__tiny={"format": "amazon2018", "source": "shipped", "reviews": "r.json.gz"},
+        features={"text_model": "default", "batch_size": 16, "device": "cpu"},
+        neighbors={"k": 5, "candidates": 8, "device": "auto", "block_size": 16, "recall_sample": 40, "seed": 0},
+        pst={"enabled": True, "nu": 0.5, "delta": 3.0},
+        apfi={"enabled": True, "xi": 0.25, "q": 3, "zeta_pos": 0.4, "zeta_neg": 0.1},
+    )
     (root / "params.yaml").write_text(yaml.safe_dump(params))
 
 

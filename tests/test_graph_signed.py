@@ -9,9 +9,16 @@ import yaml
 
 from pipeline.errors import UserError
 from pipeline.graph.apfi import fused_similarity
+from conftest import shipped_params
+from pipeline.data import Interactions, SignedEdges
 from pipeline.graph.signed import GraphSettings, build_signed_graph, model_edges
-from pipeline.params import read_json
+from pipeline.jsonio import read_json
 from pipeline.schemas import read_table, validate, write_table
+from pipeline.settings.sections import APFI, PST, Neighbors
+
+
+def graph_settings(nu=0.5, delta=3.0, pst_enabled=True, apfi_enabled=True, **apfi) -> GraphSettings:
+    return GraphSettings(PST(enabled=pst_enabled, nu=nu, delta=delta), APFI(enabled=apfi_enabled, **apfi))
 
 
 def interactions(rows):
@@ -67,7 +74,7 @@ def test_thresholds_signs_and_metrics_by_hand():
     rows = [(0, 0, 5, "train"), (0, 1, 5, "train"), (0, 2, 5, "train"), (0, 3, 1, "valid")]
     rows += [(1, i, i + 1, "train") for i in range(5)]
     rows += [(2, 0, 1, "train"), (2, 1, 1, "train"), (3, 4, 2, "test")]
-    g = build_signed_graph(interactions(rows), GraphSettings(nu=0.5, apfi_enabled=False))
+    g = build_signed_graph(interactions(rows), graph_settings(nu=0.5, apfi_enabled=False))
     validate(g.edges, "edges")
     validate(g.thresholds, "thresholds")
     t = g.thresholds
@@ -82,12 +89,12 @@ def test_thresholds_signs_and_metrics_by_hand():
     assert (m["users"], m["users_no_positive"], m["users_no_negative"]) == (3, 0, 3)
     assert m["mean_delta"] == pytest.approx((2.5 + 1.5 - math.sqrt(2) / 2 + 0.5) / 3, abs=1e-6)
 
-    g1 = build_signed_graph(interactions(rows), GraphSettings(nu=1.0, apfi_enabled=False))
+    g1 = build_signed_graph(interactions(rows), graph_settings(nu=1.0, apfi_enabled=False))
     # delta = mu: all-equal users 0 and 2 become all negative; user 1 keeps 4 and 5
     assert g1.edges["sign"].to_list() == [-1, -1, -1, -1, -1, -1, 1, 1, -1, -1]
     assert (g1.metrics["users_no_positive"], g1.metrics["users_no_negative"]) == (2, 0)
 
-    g3 = build_signed_graph(interactions(rows), GraphSettings(pst_enabled=False, delta=3.0, apfi_enabled=False))
+    g3 = build_signed_graph(interactions(rows), graph_settings(pst_enabled=False, delta=3.0, apfi_enabled=False))
     assert g3.thresholds["delta"].to_list() == [3.0, 3.0, 3.0]
     np.testing.assert_allclose(g3.thresholds["mu"], [5, 3, 1])  # still reported
     assert g3.edges["sign"].to_list() == [1, 1, 1, -1, -1, -1, 1, 1, -1, -1]
@@ -106,7 +113,7 @@ def random_dataset(seed, n_users=12, n_items=30):
 
 def test_no_leak_from_valid_and_test():
     inter, feats = random_dataset(0)
-    settings = GraphSettings(nu=0.5, xi=0.3, q=4, zeta_pos=-1.0, zeta_neg=1.0)
+    settings = graph_settings(nu=0.5, xi=0.3, q=4, zeta_pos=-1.0, zeta_neg=1.0)
     train_only = inter.filter(pl.col("split") == "train")
     full = build_signed_graph(inter, settings, **apfi_inputs(inter, feats, 0.3, 6))
     alone = build_signed_graph(train_only, settings, **apfi_inputs(train_only, feats, 0.3, 6))
@@ -126,7 +133,7 @@ def test_no_leak_from_valid_and_test():
 
 def test_pseudo_edges_never_duplicate_observed_and_counts_add_up():
     inter, feats = random_dataset(1)
-    settings = GraphSettings(nu=0.8, xi=0.3, q=5, zeta_pos=0.0, zeta_neg=0.0)
+    settings = graph_settings(nu=0.8, xi=0.3, q=5, zeta_pos=0.0, zeta_neg=0.0)
     g = build_signed_graph(inter, settings, **apfi_inputs(inter, feats, 0.3, 5))
     validate(g.edges, "edges")  # unique (user, item)
     e = g.edges
@@ -141,7 +148,7 @@ def test_pseudo_edges_never_duplicate_observed_and_counts_add_up():
     assert (m["pseudo_positive"], m["pseudo_negative"]) == (pos.height, neg.height)
     assert m["observed_positive"] + m["observed_negative"] == obs.height == (inter["split"] == "train").sum()
     assert m["edges"] == e.height and m["tail_items"] == 9 and m["items"] == 30
-    assert m["settings"]["nu"] == 0.8
+    assert m["settings"]["pst.nu"] == 0.8
 
 
 def test_stale_item_groups_rejected():
@@ -149,33 +156,35 @@ def test_stale_item_groups_rejected():
     inputs = apfi_inputs(inter, feats, 0.3, 5)
     inputs["item_groups"] = groups_for(inter.with_columns(split=pl.lit("train")), 30, 0.3)  # degrees over all splits
     with pytest.raises(UserError, match="degree"):
-        build_signed_graph(inter, GraphSettings(xi=0.3, q=4), **inputs)
+        build_signed_graph(inter, graph_settings(xi=0.3, q=4), **inputs)
 
 
 def test_non_positive_rating_rejected():
     with pytest.raises(UserError, match="eq. 12"):
-        build_signed_graph(interactions([(0, 0, 0.0, "train")]), GraphSettings(apfi_enabled=False))
+        build_signed_graph(interactions([(0, 0, 0.0, "train")]), graph_settings(apfi_enabled=False))
 
 
 def test_model_edges_hand_case():
     # user 0 rates 5 and 3 (PST thresholds 2.5: +1, +1), user 1 rates 2 (threshold 2.5: -1)
-    user, item = np.array([0, 0, 1]), np.array([0, 1, 0])
-    rating = np.array([5.0, 3.0, 2.0], np.float32)
+    train = Interactions.from_arrays([0, 0, 1], [0, 1, 0], [5.0, 3.0, 2.0])
     thresholds = np.array([2.5, 2.5], np.float32)
-    pseudo = (np.array([0, 1]), np.array([2, 3]), np.array([1, -1], np.int8), np.array([0.5, -0.2], np.float32))
-    u, i, s, p, w = model_edges(user, item, rating, thresholds=thresholds, delta=3.0, pseudo=pseudo)
-    assert (u.tolist(), i.tolist(), s.tolist(), p.tolist()) == ([0, 0, 1, 0, 1], [0, 1, 0, 2, 3], [1, 1, -1, 1, -1], [False] * 3 + [True] * 2)
-    assert w.tolist() == pytest.approx([5.0, 3.0, 2.0, 0.5, -0.2])
-    u, i, s, p, w = model_edges(user, item, rating, thresholds=None, delta=3.0, pseudo=pseudo)
-    assert s.tolist() == [1, -1, -1, 1, -1]  # global delta: rating 3 - 3 is not > 0; pseudo signs untouched
-    u, i, s, p, w = model_edges(user, item, rating, thresholds=thresholds, delta=3.0, pseudo=None)
-    assert (u.tolist(), s.tolist(), p.any()) == ([0, 0, 1], [1, 1, -1], False)
-    assert model_edges(user, item, rating, thresholds=None, delta=2.0, pseudo=None)[2].tolist() == [1, 1, -1]
+    pseudo = SignedEdges(np.array([0, 1]), np.array([2, 3]), np.array([1, -1], np.int8), np.ones(2, bool), np.array([0.5, -0.2], np.float32))
+    e = model_edges(train, thresholds=thresholds, delta=None, pseudo=pseudo)
+    assert (e.user.tolist(), e.item.tolist(), e.sign.tolist(), e.pseudo.tolist()) == (
+        [0, 0, 1, 0, 1], [0, 1, 0, 2, 3], [1, 1, -1, 1, -1], [False] * 3 + [True] * 2)
+    assert e.weight.tolist() == pytest.approx([5.0, 3.0, 2.0, 0.5, -0.2])
+    e = model_edges(train, thresholds=None, delta=3.0, pseudo=pseudo)
+    assert e.sign.tolist() == [1, -1, -1, 1, -1]  # global delta: rating 3 - 3 is not > 0; pseudo signs untouched
+    e = model_edges(train, thresholds=thresholds, delta=None, pseudo=None)
+    assert (e.user.tolist(), e.sign.tolist(), e.pseudo.any()) == ([0, 0, 1], [1, 1, -1], False)
+    assert model_edges(train, thresholds=None, delta=2.0, pseudo=None).sign.tolist() == [1, 1, -1]
+    with pytest.raises(ValueError, match="give one"):
+        model_edges(train, thresholds=thresholds, delta=3.0, pseudo=None)
 
 
 def test_pseudo_table_is_the_pseudo_part_of_edges():
     inter, feats = random_dataset(3)
-    g = build_signed_graph(inter, GraphSettings(nu=0.5, xi=0.3, q=4, zeta_pos=0.0, zeta_neg=0.0), **apfi_inputs(inter, feats, 0.3, 4))
+    g = build_signed_graph(inter, graph_settings(nu=0.5, xi=0.3, q=4, zeta_pos=0.0, zeta_neg=0.0), **apfi_inputs(inter, feats, 0.3, 4))
     validate(g.pseudo, "pseudo_edges")
     assert g.pseudo.equals(g.edges.filter(pl.col("origin") == "pseudo").select("user", "item", "sign", "weight"))
     assert g.pseudo.height > 0
@@ -191,9 +200,12 @@ def test_stage_writes_reproducible_outputs(tmp_path, monkeypatch):
     (root / "features" / "vectors").mkdir(parents=True)
     np.save(root / "features" / "vectors" / "text.npy", feats[0])
     (tmp_path / "tuning" / "toy" / "simgr").mkdir(parents=True)
-    (tmp_path / "tuning" / "toy" / "simgr" / "selected.json").write_text('{"values": {"apfi.q": 4}}')  # a selected value wins
-    params = {"pst": {"enabled": True, "nu": 0.5, "delta": 3.0}, "apfi": {"enabled": True, "xi": 0.3, "q": 6, "zeta_pos": 0.0, "zeta_neg": 0.0},
-              "neighbors": {"candidates": 8, "device": "cpu", "block_size": 64, "recall_sample": 16, "seed": 0}}
+    # an `auto` value takes the selection; a written value runs as written, whatever the study selected
+    (tmp_path / "tuning" / "toy" / "simgr" / "selected.json").write_text('{"values": {"apfi.q": 4, "apfi.xi": 0.15}}')
+    params = shipped_params(datasets__toy={"format": "generic", "reviews": "r.csv"}, run__datasets=["toy"],
+                            pst={"enabled": True, "nu": 0.5, "delta": 3.0},
+                            apfi={"enabled": True, "xi": 0.3, "q": "auto", "zeta_pos": 0.0, "zeta_neg": 0.0},
+                            neighbors={"k": 10, "candidates": 8, "device": "cpu", "block_size": 64, "recall_sample": 16, "seed": 0})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
 
@@ -203,14 +215,14 @@ def test_stage_writes_reproducible_outputs(tmp_path, monkeypatch):
     first = {p: (out / p).read_bytes() for p in files}
     stage.main("toy")
     assert first == {p: (out / p).read_bytes() for p in first}
-    settings = GraphSettings(nu=0.5, xi=0.3, q=4, zeta_pos=0.0, zeta_neg=0.0)
-    params["apfi"]["q"] = 4
-    expected, _ = signed_graph(inter, {"text": feats[0]}, settings, candidate_settings(params))
+    settings = graph_settings(nu=0.5, xi=0.3, q=4, zeta_pos=0.0, zeta_neg=0.0)
+    expected, _ = signed_graph(inter, {"text": feats[0]}, settings, candidate_settings(Neighbors(**params["neighbors"])))
     edges = read_table(out / "edges.parquet", "edges")
     assert edges.equals(expected.edges)
     assert read_table(out / "pseudo_edges.parquet", "pseudo_edges").equals(expected.pseudo)
     assert read_table(out / "thresholds.parquet", "thresholds").height == 12
     metrics = read_json(out / "graph.json")
-    assert metrics["selected_on_validation"] == {"apfi.q": 4} and metrics["settings"]["q"] == 4
+    assert metrics["settings"]["apfi.q"] == 4 and metrics["sources"]["apfi.q"] == "selected on validation"
+    assert metrics["settings"]["apfi.xi"] == 0.3 and metrics["sources"]["apfi.xi"] == "params.yaml"
     assert metrics["pseudo_positive"] == int(((edges["origin"] == "pseudo") & (edges["sign"] == 1)).sum())
     assert metrics["candidates"]["xi"] == 0.3 and metrics["candidates"]["candidates"] == 8

@@ -12,8 +12,9 @@ import pytest
 
 from pipeline.errors import UserError
 from pipeline.ingest.image_features import write_image_features
+from conftest import simgr
 from pipeline.ingest.layout import assign_roles, has_header, resolve_layout, sniff_separator
-from stages.cli import main
+
 
 ROWS = [(f"u{u}", f"i{(u * 7 + j * 3) % 11}", 1 + (u + j) % 5, 1000 + 10 * u + j) for u in range(12) for j in range(6)]
 
@@ -27,18 +28,6 @@ def _csv(path: Path, header: str | None = "user,item,rating,timestamp", sep: str
     lines = [header] if header else []
     lines += [sep.join(str(row[j]) for j in order) for row in ROWS]
     return _write(path, "\n".join(lines) + "\n")
-
-
-def simgr(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run the `simgr` entry point as a shell would: (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["simgr", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_separator_and_header_detection():
@@ -111,7 +100,7 @@ def test_simgr_ingest_reads_delimited_text_with_or_without_header(tmp_path, monk
         ("u1,i1,5\n", ["--no-header", "--columns", "user,item,rating"],
          "--columns user,item,rating: a file without a header line has no column names; give 1-based positions"),
         ("u1,i1,5\n", ["--columns", "1,2"], "--columns: expected user,item,rating[,timestamp]"),
-        ("u1,i1,5\n", ["--format", "amazon2018", "--sep", ","], "--sep/--header/--columns describe delimited text (--format generic)"),
+        ("u1,i1,5\n", ["--format", "amazon2018", "--sep", ","], "--sep: options of delimited text (--format generic), not of --format amazon2018"),
         ("user,item,rating\nu1,i1,5\n", ["--kcore", "-1"], "--kcore: -1 is out of range (expected an integer >= 0)"),
         ("user,item,rating\nu1,i1,5\n", ["--split", "weekly"], "--split: 'weekly' is not one of random, temporal"),
         ("", ["--format", "amazon2018"], "(format amazon2018): no interactions read (is the file empty, or of another format?)"),

@@ -16,7 +16,7 @@ def test_lightgcn_init_is_xavier_per_table():
 
     data = planted_data()
     torch.manual_seed(0)
-    w = LightGCN(data, {"n_layers": 2, "reg": 0.0}, emb_dim=8, device="cpu").embedding.detach()
+    w = LightGCN(data, LightGCN.Params(n_layers=2, reg=0.0), emb_dim=8, device="cpu").embedding.detach()
     # Xavier uniform bounds sqrt(6 / (fan_in + fan_out)) of the 120 x 8 user and 80 x 8 item tables
     assert w.shape == (200, 8)
     assert w[:120].abs().max() <= (6 / 128) ** 0.5 and w[:120].abs().max() > 0.9 * (6 / 128) ** 0.5
@@ -29,7 +29,7 @@ def test_lightgcn_embeddings_match_dense_numpy():
 
     data = planted_data()
     torch.manual_seed(0)
-    model = LightGCN(data, {"n_layers": 2, "reg": 0.0}, emb_dim=8, device="cpu")
+    model = LightGCN(data, LightGCN.Params(n_layers=2, reg=0.0), emb_dim=8, device="cpu")
     m, n = data.n_users, data.n_items
     r = np.zeros((m, n))
     r[data.train.user, data.train.item] = 1.0
@@ -54,7 +54,7 @@ def test_lightgcn_gradient_matches_dense_autograd():
 
     data = planted_data()
     torch.manual_seed(0)
-    model = LightGCN(data, {"n_layers": 2, "reg": 1e-3}, emb_dim=8, device="cpu")
+    model = LightGCN(data, LightGCN.Params(n_layers=2, reg=1e-3), emb_dim=8, device="cpu")
     users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 7, 8])
     sum(model.loss(users, pos, neg).values()).backward()
     dense = model.adj.to_dense()

@@ -15,7 +15,7 @@ def test_mf_loss_hand_case():
     from pipeline.models.mf import MF
     from planted import planted_data
 
-    model = MF(planted_data(), {"reg": 0.5}, emb_dim=2, device="cpu")
+    model = MF(planted_data(), MF.Params(reg=0.5), emb_dim=2, device="cpu")
     with torch.no_grad():
         model.user_emb.weight[0] = torch.tensor([1.0, 0.0])
         model.item_emb.weight[1] = torch.tensor([2.0, 1.0])

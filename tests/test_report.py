@@ -10,20 +10,22 @@ import polars as pl
 import pytest
 from scipy import stats
 
+from conftest import shipped_params
 from pipeline.report.significance import paired_test
 from pipeline.report.tables import marks
 from pipeline.schemas import write_table
 from test_evaluate_stage import N_ITEMS as N_ITEMS_TOY
 from test_evaluate_stage import write_fake_dataset
 
-PARAMS = {
-    "run": {"seeds": [1, 2, 3], "models_cf": ["mf", "lightgcn"], "models_mm": ["base"], "models_signed": ["base_sga", "simgr"]},
-    "evaluate": {"protocol": "mmrec", "topk": [10, 20], "batch_size": 64, "device": "cpu"},
-    "report": {"metrics": ["recall@10", "recall@20", "ndcg@10", "ndcg@20"], "proposed": "simgr",
-               "ablation": ["base", "base_sga", "base_sga_pst", "base_sga_apfi"]},
-    "tune": {"enabled": True, "seed": 1, "inherit": {"base_sga": "simgr"}, "spaces": {m: {} for m in ("mf", "lightgcn", "base", "simgr")}},
-    "pst": {"nu": 0.5},
-}
+PARAMS = shipped_params(
+    run={"datasets": ["toy"], "seeds": [1, 2, 3], "models_cf": ["mf", "lightgcn"], "models_mm": [], "models_base": ["base"],
+         "models_sga": ["base_sga"], "models_pst": [], "models_apfi": [], "models_signed": ["simgr"]},
+    evaluate={"protocol": "mmrec", "topk": [10, 20], "batch_size": 64, "device": "cpu"},
+    report={"metrics": ["recall@10", "recall@20", "ndcg@10", "ndcg@20"], "proposed": "simgr",
+            "ablation": ["base", "base_sga", "base_sga_pst", "base_sga_apfi"]},
+    datasets__toy={"format": "generic", "source": "shipped", "reviews": "r.csv"},
+    tune__inherit={"base_sga": "simgr"},
+)
 # SiMGR's study: a search over lr, then a sweep of pst.nu at the best point (the 0.5 row repeats trial 1)
 SIMGR_TRIALS = """phase,trial,state,train.lr,pst.nu,valid_recall@20,valid_ndcg@20,test_recall@20,test_ndcg@20,best_epoch,epochs,validations,stop_reason
 search,0,complete,0.001,,0.30,0.15,0.28,0.14,5,25,5,early_stopping
@@ -50,6 +52,9 @@ def write_tuning(root):
     pseudo = pl.DataFrame({"user": [2, 3, 4, 2, 3], "item": hits + misses, "sign": [1, 1, 1, -1, -1], "weight": [1.0] * 5},
                           schema={"user": pl.Int32, "item": pl.Int32, "sign": pl.Int8, "weight": pl.Float32})
     write_table(pseudo, "pseudo_edges", root / "data" / "toy" / "graph" / "pseudo_edges.parquet")
+    # the graph stage's record of the values it used (nu: SiMGR's selection, as params says auto)
+    (root / "data" / "toy" / "graph" / "graph.json").write_text(json.dumps(
+        {"settings": {"pst.nu": 0.7, "pst.delta": 3.0}, "sources": {"pst.nu": "selected on validation", "pst.delta": "params.yaml"}}))
 
 MODELS = ["mf", "lightgcn", "base", "base_sga", "simgr"]
 NAMES = {"mf": "MF-BPR", "lightgcn": "LightGCN", "base": "Base", "base_sga": "Base+SGA", "simgr": "SiMGR"}
@@ -180,6 +185,24 @@ def test_diagnosis_counts_pseudo_edge_hits_against_a_random_free_item(reported):
     delta = simgr - base
     assert f"({'+' if delta >= 0 else ''}{delta:.4f})" in _cells(diag, "SiMGR")[1]
     assert "| pseudo-positive | 3 | 3 | 3 | 1.0000 |" in diag
+
+
+def test_pseudo_edge_quality_compares_with_free_items_of_the_same_group():
+    """Issue 19: pseudo-positive edges go to tail items, so their baseline is a random free *tail* item."""
+    from pipeline.report.diagnosis import pseudo_edge_quality
+
+    rows = [(0, 0, "train"), (0, 1, "train"), (0, 4, "valid"), (0, 2, "valid"), (1, 0, "train"), (1, 2, "train"), (1, 3, "valid")]
+    inter = pl.DataFrame({"user": [r[0] for r in rows], "item": [r[1] for r in rows], "split": [r[2] for r in rows]})
+    pseudo = pl.DataFrame({"user": [0, 1, 1, 0], "item": [4, 5, 1, 3], "sign": [1, 1, -1, -1]})
+    tail = np.array([False, False, False, False, True, True])  # items 4, 5
+    q = pseudo_edge_quality(inter, pseudo, 6, tail)
+    pos, neg = q["pseudo_positive"], q["pseudo_negative"]
+    # u0: free tail {4, 5}, validation tail {4}: 1/2; u1: free tail {4, 5}, none: 0 -> 0.25; hits (0, 4) of 2 edges: 0.5
+    assert (pos["hit_rate"], pos["group_rate"], pos["ratio"]) == (0.5, 0.25, 2.0) and pos["group"] == "tail"
+    # whole catalogue: u0 2 validation items of 4 free, u1 1 of 4 -> 0.375
+    assert pos["random_rate"] == pytest.approx(0.375) and pos["ratio_catalogue"] == pytest.approx(0.5 / 0.375)
+    # popular {0..3}: u0 free {2, 3}, validation {2}: 1/2; u1 free {1, 3}, validation {3}: 1/2; no hit
+    assert (neg["hit_rate"], neg["group_rate"], neg["ratio"], neg["group"]) == (0.0, 0.5, 0.0, "popular")
 
 
 def test_report_is_byte_reproducible(reported):
@@ -373,3 +396,22 @@ def test_sweep_table_reads_a_value_fixed_as_a_one_value_list():
     table, skipped = sweep_table(show, "tune.sweeps.simgr.pst.nu", ["s.json"], ["R@20"])
     assert table["tune.sweeps.simgr.pst.nu"].to_list() == [0.3, 0.7] and table["R@20"].to_list() == [0.2, 0.25]
     assert skipped == 1
+
+
+def test_pseudo_edge_quality_by_modality_builds_each_modality_alone_and_fused(planted):
+    from pipeline.graph.build import signed_graph
+    from pipeline.graph.signed import GraphSettings
+    from pipeline.report.diagnosis import modality_quality, pseudo_edge_quality
+    from pipeline.settings.sections import APFI, PST
+
+    parts = [(split, getattr(planted, split)) for split in ("train", "valid", "test")]
+    inter = pl.concat([pl.DataFrame({"user": p.user, "item": p.item, "rating": p.rating, "split": [s] * len(p)}) for s, p in parts])
+    settings = GraphSettings(PST(nu=0.5), APFI(xi=0.3, q=4, zeta_pos=0.0, zeta_neg=0.0))
+    cands = dict(n_candidates=12, device="cpu", block_size=64, recall_sample=0, seed=0)
+    q = modality_quality(inter, planted.features, settings, cands)
+    assert list(q) == ["image", "text", "fused"]
+    graph, built = signed_graph(inter, planted.features, settings, cands)  # the fused one is the graph stage's
+    tail = built.tables["item_groups"][1].sort("item")["tail"].to_numpy()
+    assert q["fused"] == pseudo_edge_quality(inter, graph.pseudo, planted.n_items, tail)
+    alone, _ = signed_graph(inter, {"text": planted.features["text"]}, settings, cands)
+    assert q["text"]["pseudo_positive"]["edges"] == int((alone.pseudo["sign"] == 1).sum())

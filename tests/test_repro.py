@@ -22,8 +22,10 @@ import yaml
 
 from pipeline.graph.apfi import decision_margins
 from pipeline.graph.signed import GraphSettings, build_signed_graph
+from pipeline.settings.sections import APFI, PST
 from pipeline.ingest import download
-from pipeline.ingest.dataset import IngestConfig, ingest
+from pipeline.ingest.dataset import ingest
+from pipeline.settings.sections import Ingest
 from pipeline.repro import compare, contract, fingerprint
 from pipeline.repro.check import stale_stages
 from pipeline.repro.plan import make_plan, parse_stage
@@ -203,7 +205,7 @@ def _ingest_md5(tmp: Path, seed: int) -> dict[str, str]:
         ratings.write_text("".join(f"u{u}\ti{i}\t{rng.integers(1, 6)}\t{1000 + 12 * u + i}\n" for u in range(30) for i in range(12)))
     out = tmp / f"seed{seed}-{len(list(tmp.iterdir()))}"
     ingest({"format": "generic", "reviews": str(ratings), "sep": "\t", "header": False,
-            "columns": ["user", "item", "rating", "timestamp"]}, IngestConfig(kcore=5, seed=seed), out)
+            "columns": ["user", "item", "rating", "timestamp"]}, Ingest(kcore=5, seed=seed), out)
     return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(out.glob("*.parquet"))}
 
 
@@ -225,7 +227,7 @@ def _graph(nu: float) -> pl.DataFrame:
         "timestamp": pl.Series(np.arange(n), dtype=pl.Int64),
         "split": ["train"] * n,
     })
-    return build_signed_graph(inter, GraphSettings(nu=nu, apfi_enabled=False)).fingerprint
+    return build_signed_graph(inter, GraphSettings(PST(nu=nu), APFI(enabled=False))).fingerprint
 
 
 def test_a_changed_pst_nu_breaks_the_observed_signs():
@@ -357,8 +359,10 @@ def test_every_raw_file_a_committed_manifest_lists_is_in_the_checkout():
     for manifest in manifests:
         for name, entry in json.loads(manifest.read_text())["files"].items():
             path = ROOT / entry["path"]
-            assert path.is_file(), f"{manifest.relative_to(ROOT)}: {name} file {entry['path']} is not in the checkout"
-            assert download.sha256(path) == entry["sha256"], entry["path"]
+            kind = "folder" if "files" in entry else "file"  # an images folder is one entry (files, bytes, digest)
+            assert (path.is_dir() if kind == "folder" else path.is_file()), \
+                f"{manifest.relative_to(ROOT)}: {name} {kind} {entry['path']} is not in the checkout"
+            assert download.digest(path) == entry["sha256"], entry["path"]
 
 
 def test_plan_rebuilds_data_and_the_full_matrix_and_one_seed_per_model_elsewhere():

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from pydantic import ValidationError
+
 from model_mixin import RecommenderTestMixin
 from pipeline.errors import UserError
 from pipeline.models.modality import attention_fuse, normalize_rows, user_mean_matrix
@@ -23,7 +25,7 @@ from planted import planted_data
 
 CFG = dict(
     n_layers=2, mm_layers=2, reg=1e-4, lambda_s=0.1, gamma=1.0, psi=0.0, beta_cl=0.01, tau=0.5,
-    mlp_layers=2, sga=True, pst=True, apfi=True, global_delta=3.0,
+    mlp_layers=2, sga=True, pst=True, apfi=True,
 )  # fmt: skip
 
 
@@ -39,9 +41,11 @@ class TestBaseSGA(RecommenderTestMixin):
     model_name = "base_sga"
 
 
-def build(data=None, **over) -> SiMGR:
+def build(data=None, global_delta: float | None = 3.0, **over) -> SiMGR:
+    """SiMGR with CFG + ``over`` on ``data`` (planted), the global delta in the data as the run set-up gives it."""
     torch.manual_seed(0)
-    return SiMGR(data if data is not None else planted_data(), {**CFG, **over}, emb_dim=8, device="cpu")
+    data = replace(data if data is not None else planted_data(), delta=global_delta)
+    return SiMGR(data, SiMGR.Params(**{**CFG, **over}), emb_dim=8, device="cpu")
 
 
 def dense_norm_adj(m: int, n: int, users, items) -> np.ndarray:
@@ -153,9 +157,7 @@ def _entries(adj: torch.Tensor, m: int, users, items) -> np.ndarray:
 
 def _graph(data) -> SignedEdges:
     """The whole signed graph of the planted data: observed edges signed by PST, plus the pseudo edges."""
-    p = data.pseudo
-    return SignedEdges(*model_edges(data.train.user, data.train.item, data.train.rating, thresholds=data.thresholds,
-                                    delta=float("nan"), pseudo=(p.user, p.item, p.sign, p.weight)))
+    return model_edges(data.train, thresholds=data.thresholds, delta=None, pseudo=data.pseudo)
 
 
 def test_apfi_switch_controls_pseudo_edges_in_a_plus_and_a_minus():
@@ -207,11 +209,14 @@ def test_pst_switch_uses_global_delta_signs():
 
 
 def test_switches_select_inputs_and_loss_parts():
-    assert SiMGR.inputs({"sga": False}) == frozenset({"features"})
-    assert SiMGR.inputs({"sga": True}) == frozenset({"features", "thresholds", "pseudo"})
-    assert SiMGR.inputs({"sga": True, "pst": False, "apfi": False}) == frozenset({"features", "delta"})
-    assert SiMGR.inputs({"sga": True, "pst": True, "apfi": False}) == frozenset({"features", "thresholds"})
-    assert SiMGR.inputs({"sga": True, "pst": False, "apfi": True}) == frozenset({"features", "delta", "pseudo"})
+    def reads(**flags):
+        return SiMGR.reads(SiMGR.Params(**flags))
+
+    assert reads(sga=False, pst=False, apfi=False) == frozenset({"features"})
+    assert reads(sga=True) == frozenset({"features", "thresholds", "pseudo"})
+    assert reads(sga=True, pst=False, apfi=False) == frozenset({"features", "delta"})
+    assert reads(sga=True, pst=True, apfi=False) == frozenset({"features", "thresholds"})
+    assert reads(sga=True, pst=False, apfi=True) == frozenset({"features", "delta", "pseudo"})
     users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 7, 8])
     base = build(sga=False, pst=False, apfi=False)
     assert base.sga is None
@@ -291,14 +296,16 @@ def test_configuration_errors_are_user_errors():
         build(replace(data, pseudo=None), sga=True)
     with pytest.raises(UserError, match="thresholds"):
         build(replace(data, thresholds=None), sga=True)
-    with pytest.raises(UserError, match="global_delta"):
+    with pytest.raises(UserError, match="global delta"):
         build(pst=False, global_delta=None)
-    with pytest.raises(UserError, match="need sga: true"):
+    with pytest.raises(ValidationError, match="need sga: true"):  # params.yaml's entries: test_settings
         build(sga=False, pst=True, apfi=False)
     with pytest.raises(UserError, match="item features"):
         build(replace(data, features={}))
-    with pytest.raises(UserError, match="mlp_layers"):
-        SiMGR(data, {k: v for k, v in CFG.items() if k != "mlp_layers"}, 8, "cpu")
+    with pytest.raises(ValidationError, match="mlp_layer"):
+        SiMGR.Params(**{k: v for k, v in CFG.items() if k != "mlp_layers"}, mlp_layer=2)
+    with pytest.raises(TypeError, match="takes its SiMGR.Params"):
+        SiMGR(data, dict(CFG), 8, "cpu")
 
 
 class _Records(logging.Handler):
@@ -340,5 +347,5 @@ def test_bfloat16_feature_precision_stays_close_to_float32():
     torch.testing.assert_close(e16, e32, rtol=0.05, atol=0.02)
     half.loss(users, pos, (pos + 1) % planted_data().n_items)["bpr"].backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in half.modality.proj)
-    with pytest.raises(UserError, match="feature_precision"):
+    with pytest.raises(ValidationError, match="feature_precision"):  # the schema of the model's keys says so
         build(feature_precision="float16")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from pipeline.errors import UserError
 from pipeline.ingest.image_features import read_image_features
-from pipeline.synth import RATING_CDF, long_tail_degrees, write_synthetic
+from pipeline.ingest.synth import RATING_CDF, long_tail_degrees, write_synthetic
 
 SIZES = dict(n_users=600, n_items=300, n_interactions=9000, n_clusters=8, image_dim=64)
 

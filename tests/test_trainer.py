@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from pydantic import ValidationError
+
 from model_mixin import PARAMS
+from model_mixin import build as build_model
 from pipeline.errors import UserError
-from pipeline.models.registry import build_model
+from pipeline.settings import validate_params
 from pipeline.training.trainer import TrainSettings, fit
 from planted import planted_data
 
@@ -17,7 +20,7 @@ SETTINGS = TrainSettings(max_validations=6, valid_every_steps=1, patience=20, lr
 
 def _build(name="lightgcn", fail_at_epoch=None):
     def build(device):
-        model = build_model(name, planted_data(), PARAMS["models"], SETTINGS.emb_dim, device)
+        model = build_model(name, planted_data(), device, SETTINGS.emb_dim)
         if fail_at_epoch is not None:
             def pre_epoch(epoch, generator):
                 if epoch == fail_at_epoch:
@@ -57,7 +60,7 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path):
 
 
 def test_resume_with_other_settings_is_refused(tmp_path):
-    fit(_build("mf"), planted_data(), TrainSettings(**{**SETTINGS.__dict__, "max_validations": 1}), seed=1, out_dir=tmp_path)
+    fit(_build("mf"), planted_data(), SETTINGS.model_copy(update={"max_validations": 1}), seed=1, out_dir=tmp_path)
     other = TrainSettings(**{**SETTINGS.__dict__, "lr": 0.02})
     with pytest.raises(UserError, match="checkpoint was written with other settings"):
         fit(_build("mf"), planted_data(), other, seed=1, out_dir=tmp_path, resume=True)
@@ -106,15 +109,18 @@ def test_dvclive_logs_and_timing_and_a_rerun_into_the_same_log_dir(tmp_path):
     [("valid_metric", "recal@20", "valid_metric"), ("batch_size", 0, "batch_size"), ("lr", -1.0, "lr")],
 )
 def test_bad_settings_are_user_errors(field, value, message):
-    with pytest.raises(UserError, match=message):
+    # the train settings are the params schema's train section: checked once, where params.yaml is read
+    with pytest.raises(UserError, match=rf"^params.yaml: train\.{message}: "):
+        validate_params({"train": {field: value}})
+    with pytest.raises(ValidationError):
         TrainSettings(**{field: value})
 
 
-def test_settings_from_params():
-    s = TrainSettings.from_params(PARAMS)
-    assert (s.lr, s.batch_size, s.emb_dim, s.patience, s.valid_metric) == (0.001, 2048, 64, 20, "recall@20")
+def test_settings_are_the_train_section_and_the_protocol():
+    s = TrainSettings.model_validate({**PARAMS.train.model_dump(), "protocol": PARAMS.evaluate.protocol})
+    assert (s.lr, s.batch_size, s.emb_dim, s.patience, s.valid_metric, s.protocol) == (0.001, 2048, 64, 20, "recall@20", "mmrec")
     with pytest.raises(UserError, match="unknown key"):
-        TrainSettings.from_params({"train": {"lr": 0.1, "lrr": 1}})
+        validate_params({"train": {"lr": 0.1, "lrr": 1}})
     assert TrainSettings(valid_metric="ndcg@5").ks == (5, 10, 20, 50)
     assert np.isclose(s.lr, 1e-3)
 

@@ -36,7 +36,9 @@ def recommend_user(ingest_dir: str | Path, run_dir: str | Path, user_id: str, k:
     users = read_table(ingest_dir / "users.parquet", "users")
     match = users.filter(pl.col("user_id") == user_id)
     if match.height == 0:
-        raise UserError(f"{ingest_dir / 'users.parquet'}: unknown user '{user_id}' (not among the {users.height} users of this dataset)")
+        examples = ", ".join(repr(u) for u in users["user_id"].head(3).to_list())
+        raise UserError(f"{ingest_dir / 'users.parquet'}: unknown user '{user_id}' (not among the {users.height} users of this dataset, "
+                        f"e.g. {examples}: the raw user ids of the reviews file, column user_id of this table)")
     user = int(match["user"][0])
     items = read_table(ingest_dir / "items.parquet", "items")
     inter = read_table(ingest_dir / "interactions.parquet", "interactions", columns=["user", "item", "split"])

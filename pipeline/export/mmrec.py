@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pipeline.atomic import staged_files
 from pipeline.errors import UserError
 from pipeline.features.mmrec import FILES as FEATURE_FILES
 from pipeline.ingest.split import SPLIT_NAMES
@@ -55,9 +56,21 @@ def _check_covered(path: Path, ids: pl.Series, n: int, what: str) -> None:
                         "an MMRec .inter must hold every id 0..n-1")
 
 
-def export_mmrec(ingest_dir: str | Path, features_dir: str | Path | None, out_dir: str | Path, name: str) -> dict[str, Any]:
-    """Write ``name``'s MMRec folder (module docstring) into ``out_dir``; returns what was written."""
-    ingest_dir, out_dir = Path(ingest_dir), Path(out_dir)
+def export_mmrec(ingest_dir: str | Path, features_dir: str | Path | None, out_dir: str | Path, name: str,
+                 out_flag: str = "") -> dict[str, Any]:
+    """Write ``name``'s MMRec folder (module docstring) into ``out_dir``, all files or none (a feature file
+    of an earlier export the dataset no longer has is removed); returns what was written."""
+    files = [f"{name}.inter", "u_id_mapping.csv", "i_id_mapping.csv", *FEATURE_FILES.values(), f"{name}.yaml"]
+    with staged_files(out_dir, files, out_flag) as staging:
+        done = _export_mmrec(Path(ingest_dir), features_dir, staging, name)
+    done["inter"] = (Path(out_dir) / f"{name}.inter").as_posix()
+    log.info("wrote %s: %s.inter with %d interactions (%s) of %d users and %d items, id maps, %s",
+             out_dir, name, done["n_interactions"], ", ".join(f"{s} {n}" for s, n in done["splits"].items()), done["n_users"],
+             done["n_items"], ", ".join(done["features"]) or "no feature matrix (the dataset has none)")
+    return done
+
+
+def _export_mmrec(ingest_dir: Path, features_dir: str | Path | None, out_dir: Path, name: str) -> dict[str, Any]:
     inter_path = ingest_dir / "interactions.parquet"
     inter = read_table(inter_path, "interactions")
     users = read_table(ingest_dir / "users.parquet", "users")
@@ -67,7 +80,6 @@ def export_mmrec(ingest_dir: str | Path, features_dir: str | Path | None, out_di
     _check_ids(ingest_dir / "users.parquet", users["user_id"], "user id")
     _check_ids(ingest_dir / "items.parquet", items["asin"], "item id")
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     label = {s: i for i, s in enumerate(SPLIT_NAMES)}
     table = inter.select(
         pl.col("user").alias("userID"), pl.col("item").alias("itemID"), "rating", "timestamp",
@@ -90,9 +102,6 @@ def export_mmrec(ingest_dir: str | Path, features_dir: str | Path | None, out_di
         features[file_name] = {"source": src.as_posix(), "dim": int(mat.shape[1]), "dtype": str(mat.dtype)}
     (out_dir / f"{name}.yaml").write_text(_dataset_config(name, features))
     counts = {s: int((inter["split"] == s).sum()) for s in SPLIT_NAMES}
-    log.info("wrote %s: %s.inter with %d interactions (%s) of %d users and %d items, id maps, %s",
-             out_dir, name, inter.height, ", ".join(f"{s} {n}" for s, n in counts.items()), users.height, items.height,
-             ", ".join(features) or "no feature matrix (the dataset has none)")
     return {"inter": (out_dir / f"{name}.inter").as_posix(), "n_interactions": inter.height, "splits": counts,
             "n_users": users.height, "n_items": items.height, "features": features}
 

@@ -33,11 +33,12 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
+from pipeline.atomic import staged_files
 from pipeline.errors import UserError
 from pipeline.evaluation.outputs import load_embeddings
 from pipeline.evaluation.ranking import EvalSets, top_items
 from pipeline.log import get_logger, progress
-from pipeline.params import write_json
+from pipeline.jsonio import write_json
 from pipeline.schemas import read_table, write_table
 
 log = get_logger(__name__)
@@ -46,6 +47,9 @@ SPLITS = ("train", "valid", "test")
 #: masked by default: everything the user is known to have (a served user is not re-shown them)
 DEFAULT_EXCLUDE = SPLITS
 INDEX_FILE = "items.faiss"
+#: every file an export writes (manifest.json's "files" and the manifest itself)
+FILES = ("recommendations.parquet", "user_embeddings.npy", "item_embeddings.npy", INDEX_FILE, "users.parquet", "items.parquet",
+         "manifest.json")
 
 
 def load_interactions(ingest_dir: str | Path) -> tuple[pl.DataFrame, pl.DataFrame, EvalSets]:
@@ -78,14 +82,26 @@ def check_exclude(exclude: Sequence[str]) -> tuple[str, ...]:
 
 
 def export_run(ingest_dir: str | Path, run_dir: str | Path, out_dir: str | Path, *, k: int = 20,
-               exclude: Sequence[str] = DEFAULT_EXCLUDE, batch_size: int = 4096, run: str | None = None) -> dict[str, Any]:
-    """Write the serving files of one run (module docstring) into ``out_dir``; returns the manifest."""
-    import faiss
-
+               exclude: Sequence[str] = DEFAULT_EXCLUDE, batch_size: int = 4096, run: str | None = None,
+               out_flag: str = "") -> dict[str, Any]:
+    """Write the serving files of one run (module docstring) into ``out_dir``, all of them or none
+    (:func:`pipeline.atomic.staged_files`; ``out_flag`` names the folder's option in messages); returns the manifest."""
     if not 1 <= k <= np.iinfo(np.int16).max:
         raise UserError(f"-k: expected a number of recommendations in 1..{np.iinfo(np.int16).max}, got {k}")
     exclude = check_exclude(exclude)
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    with staged_files(out_dir, FILES, out_flag) as staging:
+        manifest = _export_run(ingest_dir, run_dir, staging, k=k, exclude=exclude, batch_size=batch_size, run=run)
+    log.info("wrote %s: %d recommendations (top %d of %d users, %s masked, %d empty ranks), embeddings, %s",
+             out_dir, manifest["n_recommendations"], k, manifest["n_users"], "+".join(exclude) or "nothing",
+             manifest["n_empty_ranks"], INDEX_FILE)
+    return manifest
+
+
+def _export_run(ingest_dir: str | Path, run_dir: str | Path, out_dir: Path, *, k: int, exclude: tuple[str, ...], batch_size: int,
+                run: str | None) -> dict[str, Any]:
+    import faiss
+
+    run_dir = Path(run_dir)
     users, items, sets = load_interactions(ingest_dir)
     user_emb, item_emb = load_embeddings(run_dir / "embeddings.pt", users.height, items.height)
     log.info("read %s and %s: %d users, %d items, embeddings of width %d", ingest_dir, run_dir / "embeddings.pt",
@@ -107,7 +123,6 @@ def export_run(ingest_dir: str | Path, run_dir: str | Path, out_dir: str | Path,
     recs = pl.concat(frames) if frames else pl.DataFrame(schema={"user": pl.Int32, "rank": pl.Int16, "item": pl.Int32, "score": pl.Float32})
     recs = (recs.join(users, on="user", how="left", maintain_order="left")
                 .join(items.select("item", pl.col("asin").alias("item_id")), on="item", how="left", maintain_order="left"))
-    out_dir.mkdir(parents=True, exist_ok=True)
     write_table(recs, "export_recommendations", out_dir / "recommendations.parquet")
 
     user_np = np.ascontiguousarray(user_emb.numpy(), dtype=np.float32)
@@ -142,8 +157,6 @@ def export_run(ingest_dir: str | Path, run_dir: str | Path, out_dir: str | Path,
                  "drop items_to_skip from I (pipeline.export.serving.index_top_k does this and orders ties by item id)",
     }
     write_json(manifest, out_dir / "manifest.json")
-    log.info("wrote %s: %d recommendations (top %d of %d users, %s masked, %d empty ranks), embeddings, %s",
-             out_dir, recs.height, k, users.height, "+".join(exclude) or "nothing", n_empty, INDEX_FILE)
     return manifest
 
 

@@ -25,48 +25,42 @@ Edge cases: see :mod:`pipeline.graph.pst` (all-equal ratings, nu = 0 / 1) and
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import polars as pl
 
+from pipeline.data import Interactions, SignedEdges
 from pipeline.errors import UserError
 from pipeline.graph.apfi import PseudoEdges, Similarity, pseudo_edges
 from pipeline.graph.pst import edge_signs, global_thresholds, personalised_thresholds, user_rating_stats
 from pipeline.log import get_logger
 from pipeline.neighbors.groups import tail_mask
-from pipeline.params import get
 from pipeline.repro import fingerprint
+from pipeline.settings.sections import APFI, PST
+from pipeline.settings.types import is_auto
 
 log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class GraphSettings:
-    """The ``pst`` and ``apfi`` sections of params.yaml."""
+    """The two params sections that shape the signed graph, with every value resolved (no ``auto``:
+    the graph stage takes SiMGR's selection for those, :func:`pipeline.run.models.resolve_graph`)."""
 
-    pst_enabled: bool = True
-    nu: float = 0.5
-    delta: float = 3.0
-    apfi_enabled: bool = True
-    xi: float = 0.1
-    q: int = 20
-    zeta_pos: float = 0.4
-    zeta_neg: float = 0.1
+    pst: PST = field(default_factory=PST)
+    apfi: APFI = field(default_factory=APFI)
 
-    @staticmethod
-    def from_params(params: dict[str, Any]) -> "GraphSettings":
-        return GraphSettings(
-            pst_enabled=bool(get(params, "pst.enabled")),
-            nu=float(get(params, "pst.nu")),
-            delta=float(get(params, "pst.delta")),
-            apfi_enabled=bool(get(params, "apfi.enabled")),
-            xi=float(get(params, "apfi.xi")),
-            q=int(get(params, "apfi.q")),
-            zeta_pos=float(get(params, "apfi.zeta_pos")),
-            zeta_neg=float(get(params, "apfi.zeta_neg")),
-        )
+    def __post_init__(self) -> None:
+        unresolved = [f"{name}.{key}" for name, section in (("pst", self.pst), ("apfi", self.apfi))
+                      for key, value in section if is_auto(value)]
+        if unresolved:
+            raise ValueError(f"the signed graph needs values, not auto: {unresolved}")
+
+    def describe(self) -> dict[str, Any]:
+        """The values as graph.json records them (``pst.nu``, ``apfi.xi``, ...)."""
+        return {f"{name}.{key}": value for name, section in (("pst", self.pst), ("apfi", self.apfi)) for key, value in section}
 
 
 @dataclass(frozen=True)
@@ -128,7 +122,7 @@ def build_signed_graph(
     """Thresholds, signs and pseudo edges from an ``interactions`` table (see the module docstring).
 
     The APFI inputs (``item_groups``, the two ``candidates`` tables and a factory of the fused
-    similarity for the exact fall-back) are needed only when ``settings.apfi_enabled``; ``valid``
+    similarity for the exact fall-back) are needed only when ``settings.apfi.enabled``; ``valid``
     marks the items with a non-zero vector in every modality (default: all).
     """
     src = {"interactions": "interactions", "item_groups": "item_groups", "tail": "tail_candidates", "popular": "popular_candidates"}
@@ -140,7 +134,8 @@ def build_signed_graph(
     n_users = int(user.max()) + 1 if len(user) else 0
 
     count, mu, eps = user_rating_stats(user, rating, n_users)
-    delta = personalised_thresholds(mu, eps, settings.nu) if settings.pst_enabled else global_thresholds(n_users, settings.delta)
+    pst, apfi = settings.pst, settings.apfi
+    delta = personalised_thresholds(mu, eps, pst.nu) if pst.enabled else global_thresholds(n_users, pst.delta)
     sign = edge_signs(rating, delta[user])
     present = np.flatnonzero(count > 0)
     thresholds = pl.DataFrame(
@@ -156,17 +151,17 @@ def build_signed_graph(
     pos, neg = empty, empty
     n_items = n_tail = None
     tail = None
-    if settings.apfi_enabled:
+    if apfi.enabled:
         if item_groups is None or tail_lists is None or popular_lists is None or similarity is None:
             raise ValueError("APFI needs item_groups, tail_lists, popular_lists and similarity")
-        tail = _check_groups(train, item_groups, settings.xi, src["item_groups"])
+        tail = _check_groups(train, item_groups, apfi.xi, src["item_groups"])
         n_items, n_tail = len(tail), int(tail.sum())
         valid = np.ones(n_items, bool) if valid is None else np.asarray(valid, bool)
         if len(valid) != n_items:
             raise UserError(f"features: {len(valid)} item rows, item_groups: {n_items} items; expected the same items")
-        common = dict(q=settings.q, similarity=similarity, valid=valid)
-        pos = pseudo_edges(user, item, tail_lists, tail, zeta=settings.zeta_pos, largest=True, source=src["tail"], **common)  # eq. 17-19
-        neg = pseudo_edges(user, item, popular_lists, ~tail, zeta=settings.zeta_neg, largest=False, source=src["popular"], **common)  # eq. 20-21
+        common = dict(q=apfi.q, similarity=similarity, valid=valid)
+        pos = pseudo_edges(user, item, tail_lists, tail, zeta=apfi.zeta_pos, largest=True, source=src["tail"], **common)  # eq. 17-19
+        neg = pseudo_edges(user, item, popular_lists, ~tail, zeta=apfi.zeta_neg, largest=False, source=src["popular"], **common)  # eq. 20-21
 
     n_obs, n_pos, n_neg = len(user), len(pos), len(neg)
     edges = pl.DataFrame(
@@ -236,38 +231,24 @@ def _metrics(
         out["items_zero_vector"] = int((~valid).sum()) if valid is not None else 0
         out["items_unseen_in_training"] = len(unseen)
         out["items_unseen_with_pseudo_edge"] = int(np.isin(unseen, np.concatenate([pos.item, neg.item])).sum())
-    out["settings"] = asdict(settings)
+    out["settings"] = settings.describe()
     return out
 
 
-def model_edges(
-    user: np.ndarray,
-    item: np.ndarray,
-    rating: np.ndarray,
-    *,
-    thresholds: np.ndarray | None,
-    delta: float,
-    pseudo: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A model's signed edges (user, item, sign, pseudo flag, weight) from the training ratings.
+def model_edges(train: Interactions, *, thresholds: np.ndarray | None, delta: float | None,
+                pseudo: SignedEdges | None) -> SignedEdges:
+    """A model's signed edges from the training ratings.
 
     Observed edges are signed by the per-user ``thresholds`` (PST, eq. 14) when given, else by the
-    global ``delta`` (SGA without PST, §4.1): rating > threshold is positive. ``pseudo``
-    ``(user, item, sign, weight)`` edges (APFI) are appended when given.
+    global ``delta`` (SGA without PST, §4.1): rating > threshold is positive. ``pseudo`` edges
+    (APFI) are appended when given.
     """
-    user = np.asarray(user, np.int64)
-    item = np.asarray(item, np.int64)
-    rating = np.asarray(rating, np.float32)
-    threshold = np.asarray(thresholds, np.float32)[user] if thresholds is not None else np.float32(delta)
-    sign = edge_signs(rating, threshold)
-    flag = np.zeros(len(user), bool)
+    if (thresholds is None) == (delta is None):
+        raise ValueError("model_edges signs observed edges by PST's thresholds or by the global delta: give one")
+    threshold = np.asarray(thresholds, np.float32)[train.user] if thresholds is not None else np.float32(delta)
+    observed = SignedEdges(train.user, train.item, edge_signs(train.rating, threshold), np.zeros(len(train), bool), train.rating)
     if pseudo is None:
-        return user, item, sign, flag, rating
-    p_user, p_item, p_sign, p_weight = pseudo
-    return (
-        np.concatenate([user, np.asarray(p_user, np.int64)]),
-        np.concatenate([item, np.asarray(p_item, np.int64)]),
-        np.concatenate([sign, np.asarray(p_sign, np.int8)]),
-        np.concatenate([flag, np.ones(len(p_user), bool)]),
-        np.concatenate([rating, np.asarray(p_weight, np.float32)]),
-    )
+        return observed
+    return SignedEdges(*(np.concatenate([a, b]) for a, b in zip(
+        (observed.user, observed.item, observed.sign, observed.pseudo, observed.weight),
+        (pseudo.user, pseudo.item, pseudo.sign, pseudo.pseudo, pseudo.weight))))

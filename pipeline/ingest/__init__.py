@@ -16,6 +16,7 @@ Modules, in pipeline order:
     reindex        contiguous ids in first-seen order
     split          MMRec's per-user random rule (seeded) and the global temporal 8:1:1 split
     image_features the Amazon 2014 ``.b`` image-feature file
+    image_files    a folder of item images: which file is which item's (names only, no decoding)
     download       official file names / URLs, synthetic generation, manifest.json
     dataset        orchestration used by the ingest stage and ``simgr ingest``
 """

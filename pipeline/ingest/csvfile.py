@@ -35,10 +35,27 @@ def _codec(encoding: str) -> str:
         raise UserError(f"unknown text encoding {encoding!r} (e.g. utf-8, latin-1)") from None
 
 
+ENCODING_HOW = "give the file's encoding: datasets.<name>.encoding (items_encoding for the item table), or simgr ingest --encoding"
+
+
+def encoding_error(path: Path, data: bytes, first_line: int, exc: UnicodeDecodeError, codec: str) -> UserError:
+    """The one line for bytes of ``data`` (lines from ``first_line`` on) that are not ``codec`` text."""
+    line = first_line + data.count(b"\n", 0, exc.start)
+    column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+    byte = data[exc.start:exc.start + 1].hex()
+    return UserError(f"{path}:{line}: not {codec} text (byte 0x{byte} at column {column}: the file has another encoding, "
+                     f"e.g. latin-1); {ENCODING_HOW} latin-1")
+
+
 def read_header(path: Path, sep: str, encoding: str) -> list[str]:
     """Column names from the first line of ``path``."""
+    codec = _codec(encoding)
     with open_binary(path) as fh:
-        first = fh.readline().decode(encoding, errors="replace").rstrip("\r\n")
+        raw = fh.readline()
+    try:
+        first = raw.decode(codec).rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise encoding_error(path, raw, 1, exc, codec) from None
     if not first.strip():
         raise UserError(f"{path}:1: expected a header line with column names, found an empty line")
     return [name.strip().strip('"') for name in next(csv.reader([first], delimiter=sep))]
@@ -121,10 +138,17 @@ def read_delimited(
     chunks: list[pl.DataFrame] = []
     for first_line, block in progress(iter_blocks(path, skip_lines=int(header)), desc=path.name, unit=" blocks"):
         if codec != "utf-8":
-            block = block.decode(codec).encode("utf-8")
+            try:
+                block = block.decode(codec).encode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise encoding_error(path, block, first_line, exc, codec) from None
         try:
             raw = _parse_block(block, names, sep, quote)
         except Exception as exc:  # polars parse errors carry no line number: give the block's range
+            try:
+                block.decode("utf-8")
+            except UnicodeDecodeError as bad_text:  # not text in the given encoding: say where
+                raise encoding_error(path, block, first_line, bad_text, codec) from None
             raise UserError(
                 f"{path}:{first_line}: cannot parse the lines from here on as {sep!r}-separated text ({exc.__class__.__name__})"
             ) from None

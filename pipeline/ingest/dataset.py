@@ -6,69 +6,41 @@ read -> clean -> k-core -> re-index -> split -> join metadata -> write. A ``sour
 ``images``, ``image_dim`` and the generic reader's keys); ``format: auto`` (or none) detects it
 from the content. MMRec ``.inter`` files skip cleaning, k-core, re-indexing and splitting: their
 ids and split are kept exactly.
+
+The four files are written together or not at all (:func:`pipeline.atomic.staged_files`): a
+failure leaves ``out_dir`` as it was, and its message says when the folder still holds an earlier
+run's outputs. Counted changes besides the drops: timestamps converted to seconds
+(:func:`pipeline.ingest.split.timestamps_in_seconds`), in ``stats.json: timestamps`` when there are any.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import polars as pl
 
+from pipeline.atomic import staged_files
 from pipeline.errors import UserError
-from pipeline.ingest import amazon2014, amazon2018, generic, jsonlines, mmrec
+from pipeline.ingest import amazon2014, amazon2018, generic, image_files, jsonlines, mmrec
 from pipeline.ingest.clean import dedupe_meta, drop_invalid, latest_per_pair
 from pipeline.ingest.detect import FORMATS, detect_source, is_json_lines
 from pipeline.ingest.image_features import DEFAULT_DIM, iter_asins
 from pipeline.ingest.kcore import kcore
 from pipeline.ingest.records import BadLines
 from pipeline.ingest.reindex import compact, first_seen_ids
-from pipeline.ingest.split import SPLIT_NAMES, split_codes
+from pipeline.ingest.split import SPLIT_NAMES, split_codes, timestamps_in_seconds
 from pipeline.ingest.textio import require_file
+from pipeline.jsonio import write_json
 from pipeline.log import get_logger
-from pipeline.params import write_json
 from pipeline.schemas import write_table
-from pipeline.settings import validate_section
 from pipeline.settings.sections import Ingest
 
 log = get_logger(__name__)
 
 OUTPUTS = ("interactions.parquet", "users.parquet", "items.parquet", "stats.json")
 TEXT_FIELDS = ("title", "brand", "categories", "description")
-
-
-def params_key(key: str) -> str:
-    """How an ``ingest`` key is named in errors about params.yaml."""
-    return f"params.yaml: ingest.{key}"
-
-
-@dataclass(frozen=True)
-class IngestConfig:
-    """The ``ingest`` section of params.yaml."""
-
-    kcore: int = 5
-    rating_min: float = 1.0
-    rating_max: float = 5.0
-    split: str = "random"
-    seed: int = 999
-    on_error: str = "raise"
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any]) -> "IngestConfig":
-        validate_section(Ingest, section, params_key)
-        cfg = cls(**section)
-        cfg.check()
-        return cfg
-
-    def check(self, label: Callable[[str], str] | None = None) -> None:
-        """Validate against the ``ingest`` schema; ``label`` names a key in errors (default
-        ``params.yaml: ingest.<key>``; ``simgr ingest`` passes its flag names)."""
-        label = label or params_key
-        validate_section(Ingest, asdict(self), label)
-        if self.rating_min > self.rating_max:
-            raise UserError(f"{label('rating_min')}: {self.rating_min} is above {label('rating_max')} = {self.rating_max}")
 
 
 def resolve_source(source: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +59,12 @@ def read_raw(source: dict[str, Any], bad: BadLines) -> pl.DataFrame:
     """The raw interaction frame of an Amazon or generic source."""
     fmt, reviews = source["format"], Path(source["reviews"])
     if fmt == "generic":
-        return generic.read_interactions(source, bad)
+        if not generic.is_parquet(require_file(reviews, "interactions")):
+            return generic.read_interactions(source, bad)
+        try:
+            return generic.read_interactions(source, bad)
+        except pl.exceptions.PolarsError as exc:  # truncated, or not parquet after all
+            raise UserError(f"{reviews}: not a readable parquet file ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
     if fmt == "amazon2014" and not is_json_lines(require_file(reviews, "reviews")):
         return amazon2014.read_ratings_csv(reviews, bad)
     return (amazon2014 if fmt == "amazon2014" else amazon2018).read_reviews(reviews, bad)
@@ -123,10 +100,18 @@ def items_table(asins: pl.Series, meta: pl.DataFrame | None) -> pl.DataFrame:
 
 
 def image_coverage(source: dict[str, Any], asins: pl.Series) -> int | None:
-    """How many items have a record in the ``.b`` image file (None without one); a file that
-    matches no item is a UserError (the features stage could build nothing from it)."""
-    if not source.get("images"):
+    """How many items have a record in the ``.b`` image file, or a file in the images folder
+    (None without ``images``); a ``.b`` file that matches no item is a UserError (the features
+    stage could build nothing from it)."""
+    kind = image_files.images_kind(source)
+    if kind is None:
         return None
+    image_files.check_images_path(source, "images", must_exist=kind == "folder")
+    if kind == "folder":
+        found = image_files.match_image_files(source["images"], asins.to_list(), source.get("images_pattern"))
+        log.info("images: %d of %d items have a file in %s (%s)", len(found.files), asins.len(), source["images"],
+                 ", ".join(f"{k} {v}" for k, v in found.counts().items()))
+        return len(found.files)
     path = require_file(source["images"], "image feature")
     wanted = set(asins.to_list())
     records = set(iter_asins(path, int(source.get("image_dim") or DEFAULT_DIM)))
@@ -154,8 +139,9 @@ def _histogram(ratings: pl.Series) -> dict[str, int]:
 
 
 def build_stats(
-    inter: pl.DataFrame, items: pl.DataFrame, n_users: int, *, fmt: str, cfg: IngestConfig, rows_read: int,
+    inter: pl.DataFrame, items: pl.DataFrame, n_users: int, *, fmt: str, cfg: Ingest, rows_read: int,
     dropped: dict[str, int], rounds: list[dict[str, int]] | None, meta_counts: dict[str, int], with_image: int | None,
+    converted: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The ``stats.json`` of an ingested dataset (a committed output)."""
     n_items, n = items.height, inter.height
@@ -172,6 +158,7 @@ def build_stats(
         "split": {"method": "given" if fmt == "mmrec" else cfg.split, "seed": cfg.seed if cfg.split == "random" else None},
         "rows_read": rows_read,
         "dropped": dict(dropped),
+        **({"timestamps": {"converted_to_seconds": dict(converted)}} if converted else {}),
         "kcore": {
             "k": None if rounds is None else cfg.kcore,
             "rounds": {f"round_{r['round']}": {k: v for k, v in r.items() if k != "round"} for r in rounds or []},
@@ -187,11 +174,6 @@ def _write(out_dir: Path, inter: pl.DataFrame, users: pl.DataFrame, items: pl.Da
     write_table(users, "users", out_dir / "users.parquet")
     write_table(items, "items", out_dir / "items.parquet")
     write_json(stats, out_dir / "stats.json")
-    log.info(
-        "wrote %s: %d users, %d items, %d interactions (%s)",
-        out_dir, stats["n_users"], stats["n_items"], stats["n_interactions"],
-        ", ".join(f"{k} {v}" for k, v in stats["splits"].items()),
-    )
 
 
 def _meta_and_items(source: dict, asins: pl.Series, on_error: str) -> tuple[pl.DataFrame, dict[str, int]]:
@@ -215,7 +197,7 @@ def _interactions(user: np.ndarray, item: np.ndarray, frame: pl.DataFrame, split
     ).sort(["user", "item"])
 
 
-def ingest_mmrec(source: dict[str, Any], cfg: IngestConfig, out_dir: Path, bad: BadLines) -> dict[str, Any]:
+def ingest_mmrec(source: dict[str, Any], cfg: Ingest, out_dir: Path, bad: BadLines) -> dict[str, Any]:
     """Import an MMRec ``.inter`` keeping its ids and split."""
     path = Path(source["reviews"])
     frame = mmrec.read_inter(path, bad)
@@ -233,12 +215,42 @@ def ingest_mmrec(source: dict[str, Any], cfg: IngestConfig, out_dir: Path, bad: 
     return stats
 
 
-def ingest(source: dict[str, Any], cfg: IngestConfig, out_dir: str | Path, name: str = "dataset") -> dict[str, Any]:
-    """Ingest one source into ``out_dir``; returns the stats written to ``stats.json``."""
-    cfg.check()
+def ingest(source: dict[str, Any], cfg: Ingest, out_dir: str | Path, name: str = "dataset", *,
+           label: Callable[[str], str] = lambda key: f"params.yaml: ingest.{key}", out_flag: str = "") -> dict[str, Any]:
+    """Ingest one source into ``out_dir`` (all four files, or none); returns the stats written to ``stats.json``.
+    ``label`` names an ``ingest`` setting in messages (``--split`` for the command line), ``out_flag``
+    the output folder (``--out``)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: exists and is not a folder (the ingest outputs are four files in a folder)")
+    with staged_files(out_dir, OUTPUTS, out_flag) as staging:
+        stats = _ingest(source, cfg, staging, name, label)
+    log.info(
+        "wrote %s: %d users, %d items, %d interactions (%s)",
+        out_dir, stats["n_users"], stats["n_items"], stats["n_interactions"],
+        ", ".join(f"{k} {v}" for k, v in stats["splits"].items()),
+    )
+    return stats
+
+
+def _timestamps(frame: pl.DataFrame, source: dict[str, Any], cfg: Ingest, label: Callable[[str], str]) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The frame's timestamps in one unit (counted conversions), and a temporal split refused when
+    they cannot order anything (no timestamp column, or all equal)."""
+    ts, converted = timestamps_in_seconds(frame["timestamp"].to_numpy())
+    if converted:
+        log.warning("%s: timestamps mix units: %s converted to seconds (stats.json: timestamps)", source["reviews"],
+                    ", ".join(f"{n} in {unit}" for unit, n in converted.items()))
+        frame = frame.with_columns(pl.Series("timestamp", ts, dtype=pl.Int64))
+    if cfg.split == "temporal" and frame.height and int(frame["timestamp"].n_unique()) == 1:
+        value = int(frame["timestamp"][0])
+        what = "has no timestamp column (every timestamp reads as 0)" if value == 0 else f"has one timestamp, {value}, on all {frame.height} rows"
+        raise UserError(f"{label('split')}: temporal orders the interactions by time, but {source['reviews']} {what}; "
+                        "split randomly instead, or say which column holds the timestamps: datasets.<name>.fields, or simgr ingest --columns "
+                        "user,item,rating,timestamp")
+    return frame, converted
+
+
+def _ingest(source: dict[str, Any], cfg: Ingest, out_dir: Path, name: str, label: Callable[[str], str]) -> dict[str, Any]:
     source = resolve_source(source)
     bad = BadLines(cfg.on_error)
     if source["format"] == "mmrec":
@@ -250,6 +262,7 @@ def ingest(source: dict[str, Any], cfg: IngestConfig, out_dir: str | Path, name:
     del raw
     _require_rows(frame, source, bad, f"none of the {rows_read} rows is a valid interaction (dropped: "
                   f"{ {k: v for k, v in dropped.items() if v} }; ratings must lie in [{cfg.rating_min}, {cfg.rating_max}])")
+    frame, converted = _timestamps(frame, source, cfg, label)
     user_codes, user_ids = first_seen_ids(frame["user"])
     item_codes, asins = first_seen_ids(frame["item"])
     frame = frame.select("rating", "timestamp")
@@ -271,7 +284,7 @@ def ingest(source: dict[str, Any], cfg: IngestConfig, out_dir: str | Path, name:
     items, meta_counts = _meta_and_items(source, asins, cfg.on_error)
     stats = build_stats(
         inter, items, users.height, fmt=source["format"], cfg=cfg, rows_read=rows_read, dropped=all_dropped,
-        rounds=core.rounds, meta_counts=meta_counts, with_image=image_coverage(source, asins),
+        rounds=core.rounds, meta_counts=meta_counts, with_image=image_coverage(source, asins), converted=converted,
     )
     _write(out_dir, inter, users, items, stats)
     return stats

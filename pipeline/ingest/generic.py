@@ -13,10 +13,20 @@ Keys of a ``datasets.<name>`` entry (all but ``reviews`` optional):
 ``items``          item table (delimited text); ``items_sep`` (default ``sep``), ``items_encoding``
                    (utf-8), ``items_header`` (true), ``items_columns``, ``items_quote``
 ``items_id``       the item table's id column (default ``item``); matched to the interaction ids as text
-``items_text``     text columns: a list of names among title/brand/description, or a mapping
-                   {title|brand|description: column}
+``items_text``     the item table's text columns: a list of column names (any), or a mapping
+                   {title|brand|description: column}. In a list, a column named ``title`` or ``brand``
+                   fills that field; every other listed column, in the listed order, is appended
+                   (space-joined, blank cells skipped) to the item's ``description``. The item
+                   sentence is then title + brand + categories + description (MMRec's recipe,
+                   :mod:`pipeline.features.sentences`), e.g. ``[title, genres, overview]`` gives
+                   title + genres + overview.
 ``items_flags_as_categories``  0/1 columns; an item's ``categories`` are the names of its 1-columns,
                    in the listed order (MovieLens genres)
+``images``         a folder of item images (file name = item id, or ``images_pattern``), or a ``.b``
+                   file of Amazon 2014 CNN vectors (:mod:`pipeline.ingest.image_files`)
+
+An item id on several rows of the item table is read once when the rows are identical (counted,
+``meta.duplicate_meta`` in stats.json); rows that differ are a one-line error naming both lines.
 """
 
 from __future__ import annotations
@@ -93,26 +103,73 @@ def _select(roles: dict[str, str]) -> dict[str, str]:
     return {role: roles.get(role, "timestamp") for role in ROLES}
 
 
-def _text_columns(cfg: dict[str, Any]) -> dict[str, str]:
+NAMED_FIELDS = ("title", "brand")  # in the list form of items_text, the columns of these names fill their field
+PART = "part:"  # select names of the columns appended to the description, in order
+
+
+def text_columns(cfg: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """``items_text`` as (field -> column for the fields filled from one column, the columns appended
+    in order to the description). The mapping form fills fields only; the list form fills title and
+    brand from the columns of those names and makes the description from the other columns."""
     spec = cfg.get("items_text") or {}
-    mapping = {name: name for name in spec} if isinstance(spec, list) else dict(spec)
-    unknown = sorted(set(mapping) - set(TEXT_FIELDS))
+    if isinstance(spec, list):
+        names = [str(c) for c in spec]
+        return {n: n for n in names if n in NAMED_FIELDS}, [n for n in names if n not in NAMED_FIELDS]
+    unknown = sorted(set(spec) - set(TEXT_FIELDS))
     if unknown:
-        raise UserError(f"params.yaml: items_text names {unknown} are not among {list(TEXT_FIELDS)} (use a mapping field: column)")
-    return {field: str(column) for field, column in mapping.items()}
+        raise UserError(f"params.yaml: items_text names {unknown} are not among {list(TEXT_FIELDS)} (use a list of columns)")
+    return {field: str(column) for field, column in spec.items()}, []
+
+
+def _shown(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 4] + "...'"
+
+
+def repeated_ids(frame: pl.DataFrame, path: Path, select: dict[str, str]) -> int:
+    """How many rows repeat an item id of an earlier row with the same content (they are dropped
+    later, :func:`pipeline.ingest.clean.dedupe_meta`); a repeat with other content is a UserError
+    naming the id, both lines and the first column that differs."""
+    dup = frame.filter(pl.col("asin").is_not_null() & pl.col("asin").is_duplicated())
+    if not dup.height:
+        return 0
+    content = [c for c in frame.columns if c not in ("asin", "line")]
+    distinct = dup.unique(subset=["asin", *content], keep="first", maintain_order=True)
+    conflicting = distinct.filter(pl.col("asin").is_duplicated())
+    if conflicting.height:
+        item = conflicting.sort("line")["asin"][0]
+        rows = list(dup.filter(pl.col("asin") == item).sort("line").iter_rows(named=True))
+        first = rows[0]
+        other = next(r for r in rows if any(r[c] != first[c] for c in content))
+        column = next(c for c in content if other[c] != first[c])
+        raise UserError(
+            f"{path}:{other['line']}: item id {item!r} of line {first['line']} again, with other content (column "
+            f"'{select[column]}': {_shown(first[column])} on line {first['line']}, {_shown(other[column])} here); "
+            "the item table must give each item one row, or repeat it identically"
+        )
+    repeated = dup.height - dup["asin"].n_unique()
+    log.info("%s: %d row(s) repeat %d item id(s) with identical content; each id is read once", path, repeated, dup["asin"].n_unique())
+    return repeated
 
 
 def read_items(cfg: dict[str, Any], bad: BadLines) -> pl.DataFrame:
     """The optional item table as metadata rows (asin, title, brand, categories, description, line)."""
     path = require_file(cfg["items"], "item table")
-    text = _text_columns(cfg)
+    fields, parts = text_columns(cfg)
     flags = [str(f) for f in cfg.get("items_flags_as_categories") or []]
-    select = {"asin": str(cfg.get("items_id", "item")), **text, **{f"flag:{f}": f for f in flags}}
+    select = {"asin": str(cfg.get("items_id", "item")), **fields, **{f"{PART}{i}": c for i, c in enumerate(parts)},
+              **{f"flag:{f}": f for f in flags}}
     frame = read_delimited(
         path, select=select, kinds={name: "str" for name in select}, bad=bad, sep=cfg.get("items_sep", cfg.get("sep", ",")),
         header=bool(cfg.get("items_header", True)), columns=cfg.get("items_columns"),
         encoding=cfg.get("items_encoding", "utf-8"), quote=cfg.get("items_quote", '"'), what="item table",
     )
+    repeated_ids(frame, path, select)
+    if parts:
+        cells = [pl.when(pl.col(f"{PART}{i}").str.strip_chars() != "").then(pl.col(f"{PART}{i}")) for i in range(len(parts))]
+        joined = pl.concat_str(cells, separator=" ", ignore_nulls=True)
+        frame = frame.with_columns(pl.when(joined != "").then(joined).alias("description")).drop(
+            [f"{PART}{i}" for i in range(len(parts))])
     if flags:
         bad_flags = frame.filter(pl.any_horizontal([~pl.col(f"flag:{f}").fill_null("0").is_in(["0", "1"]) for f in flags]))
         if bad_flags.height:

@@ -1,6 +1,13 @@
 """Train / valid / test splits: MMRec's per-user random rule (seeded) and a global temporal 8:1:1.
 
 Split codes are 0 = train, 1 = valid, 2 = test (:data:`SPLIT_NAMES`).
+
+Timestamps (:func:`timestamps_in_seconds`): a column mixing units is brought to seconds before
+anything orders by time. The unit of a value is read from its magnitude: below 1e11 seconds (1e11 s
+is the year 5138), then milliseconds (1e11 ms is March 1973) below 1e14, microseconds below 1e17,
+nanoseconds above. When the positive values of a column fall in more than one unit, each is divided
+down to seconds (floor) and counted per unit; a column in one unit, whichever, is kept as it is
+(its order is already right).
 """
 
 from __future__ import annotations
@@ -11,6 +18,28 @@ from pipeline.errors import UserError
 
 SPLIT_NAMES = ("train", "valid", "test")
 METHODS = ("random", "temporal")
+#: (unit, lower bound of its magnitude, factor to seconds), seconds first
+UNITS = (("seconds", 0, 1), ("milliseconds", 10**11, 10**3), ("microseconds", 10**14, 10**6), ("nanoseconds", 10**17, 10**9))
+
+
+def timestamps_in_seconds(timestamps: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """``timestamps`` in one unit, and how many values were converted to seconds from each other unit
+    (empty when the column is in one unit already; module docstring)."""
+    ts = np.asarray(timestamps, dtype=np.int64)
+    unit = np.zeros(ts.shape, dtype=np.int8)
+    for j, (_, low, _) in enumerate(UNITS[1:], 1):
+        unit[ts >= low] = j
+    present = np.unique(unit[ts > 0])
+    if present.size <= 1:
+        return ts, {}
+    out = ts.copy()
+    converted = {}
+    for j in present[present > 0]:
+        name, _, factor = UNITS[j]
+        mask = unit == j
+        out[mask] = ts[mask] // factor
+        converted[name] = int(mask.sum())
+    return out, converted
 
 
 def mmrec_sizes(n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -2,7 +2,8 @@
 
 Compression is detected from the content (the gzip magic bytes), not from the file name, so a
 ``.json`` that is really gzip, or a ``.gz`` that was already decompressed, both read correctly.
-Nothing here loads a whole file: lines and blocks are yielded one at a time.
+Nothing here loads a whole file: lines and blocks are yielded one at a time. A UTF-8 byte-order
+mark at the start of the (decompressed) content is skipped; UTF-16 text is refused with one line.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ from typing import BinaryIO, Iterator
 from pipeline.errors import UserError
 
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 BLOCK_BYTES = 32 << 20
 
 
 def require_file(path: str | Path, what: str = "input") -> Path:
-    """``path`` as a Path, or a UserError saying the ``what`` file is missing."""
+    """``path`` as a Path, or a UserError saying the ``what`` file is missing (or is a folder)."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected the {what} file")
     if not path.is_file():
         raise UserError(f"{path}: {what} file not found")
     return path
@@ -31,9 +36,21 @@ def is_gzip(path: str | Path) -> bool:
 
 
 def open_binary(path: str | Path) -> BinaryIO:
-    """A binary reader over the decompressed content of ``path`` (gzip or plain)."""
+    """A binary reader over the decompressed content of ``path`` (gzip or plain), after a UTF-8
+    byte-order mark if there is one; UTF-16 text is a UserError."""
     path = require_file(path)
-    return gzip.open(path, "rb") if is_gzip(path) else path.open("rb")  # type: ignore[return-value]
+    fh = gzip.open(path, "rb") if is_gzip(path) else path.open("rb")
+    try:
+        start = fh.read(3)
+    except (OSError, EOFError) as exc:
+        fh.close()
+        raise UserError(f"{path}: cannot be read ({exc})") from None
+    if start[:2] in UTF16_BOMS:
+        fh.close()
+        raise UserError(f"{path}: UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8 (or latin-1) text")
+    if start != UTF8_BOM:
+        fh.seek(0)
+    return fh  # type: ignore[return-value]
 
 
 def iter_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:

@@ -23,18 +23,17 @@ generator; the pruned graph is built on the training device.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from torch import nn
 
+from pipeline.data import TrainData
 from pipeline.errors import UserError
 from pipeline.graph.adjacency import bipartite_adjacency, normalized_adjacency, propagate
 from pipeline.log import get_logger
-from pipeline.models.base import Recommender, xavier_embedding
+from pipeline.models.base import ModelParams, Recommender, xavier_embedding
 from pipeline.models.losses import bpr_loss
-from pipeline.data import TrainData
+from pipeline.settings.types import DropoutRate, Fraction, NonNegativeFloat, NonNegativeInt, PositiveInt
 
 log = get_logger(__name__)
 
@@ -112,17 +111,24 @@ def degree_sensitive_prune(weights: torch.Tensor, keep_ratio: float, generator: 
 
 class FREEDOM(Recommender):
     name = "freedom"
-    needs = frozenset({"features", "knn"})
-    reference = "Zhou & Shen, A Tale of Two Graphs: Freezing and Denoising Graph Structures for Multimodal Recommendation, ACM MM 2023"
+    READS = frozenset({"features", "knn"})
 
-    def __init__(self, data: TrainData, cfg: dict[str, Any], emb_dim: int, device: torch.device):
-        super().__init__(data, cfg, emb_dim, device)
-        self.dropout = float(self.param("dropout"))
-        self.n_mm_layers = int(self.param("n_mm_layers"))
-        self.n_ui_layers = int(self.param("n_ui_layers"))
-        self.reg = float(self.param("reg"))
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserError(f"params.yaml: models.{self.name}.dropout must be in [0, 1), got {self.dropout}")
+    class Params(ModelParams):
+        """MMRec's FREEDOM.yaml (Baby column)."""
+
+        knn_k: PositiveInt = 10
+        mm_image_weight: Fraction = 0.1
+        dropout: DropoutRate = 0.8
+        n_mm_layers: NonNegativeInt = 1
+        n_ui_layers: NonNegativeInt = 2
+        reg: NonNegativeFloat = 0.0
+
+    def __init__(self, data: TrainData, hp: Params, emb_dim: int, device: torch.device):
+        super().__init__(data, hp, emb_dim, device)
+        self.dropout = hp.dropout
+        self.n_mm_layers = hp.n_mm_layers
+        self.n_ui_layers = hp.n_ui_layers
+        self.reg = hp.reg
         if not data.features:
             raise UserError(f"{data.name}: FREEDOM needs item features (run the features stage)")
         self.full_adj = normalized_adjacency(self.n_users, self.n_items, data.train.user, data.train.item, self.device)
@@ -130,9 +136,7 @@ class FREEDOM(Recommender):
         self.edge_item = torch.from_numpy(data.train.item.astype(np.int64)).to(self.device)
         self.edge_weight = torch.from_numpy(prune_weights(data.train.user, data.train.item)).to(self.device)
         self.masked_adj: torch.Tensor | None = None
-        self.mm_adj = item_item_graph(
-            data.knn, self.n_items, int(self.param("knn_k")), float(self.param("mm_image_weight")), self.device
-        )
+        self.mm_adj = item_item_graph(data.knn, self.n_items, hp.knn_k, hp.mm_image_weight, self.device)
         self.user_emb = xavier_embedding(self.n_users, emb_dim)
         self.item_emb = xavier_embedding(self.n_items, emb_dim)
         # the modal BPR term trains the raw features (MMRec: freeze=False) and their Linear maps; without it

@@ -24,18 +24,19 @@ torch's global generator, which the trainer seeds.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.data import TrainData
 from pipeline.errors import UserError
 from pipeline.graph.adjacency import normalized_adjacency, propagate, spmm
-from pipeline.models.base import Recommender, xavier_embedding
-from pipeline.models.losses import bpr_loss
-from pipeline.data import TrainData
+from pipeline.models.base import ModelParams, Recommender, xavier_embedding
+from pipeline.models.losses import bpr_loss, reg_norms
+from pipeline.settings.types import KeepRate, NonNegativeFloat, NonNegativeInt, Number, PositiveFloat, PositiveInt
 
 
 def hypergraph_pass(
@@ -57,36 +58,39 @@ def hyperedge_nce(anchor: torch.Tensor, positive: torch.Tensor, candidates: torc
     return (torch.logsumexp(logits, dim=1) - pos).sum()
 
 
-def reg_norms(*tensors: torch.Tensor) -> torch.Tensor:
-    """MMRec's LGMRec regulariser: sum of (unsquared) Frobenius norms / batch size."""
-    return sum(t.norm(p=2) for t in tensors) / tensors[-1].shape[0]
-
-
 class LGMRec(Recommender):
     name = "lgmrec"
-    needs = frozenset({"features"})
-    reference = "Guo et al., LGMRec: Local and Global Graph Learning for Multimodal Recommendation, AAAI 2024"
+    READS = frozenset({"features"})
+
+    class Params(ModelParams):
+        """MMRec's LGMRec.yaml (Baby column)."""
+
+        n_ui_layers: NonNegativeInt = 2
+        n_mm_layers: NonNegativeInt = 2
+        n_hyper_layers: PositiveInt = 1
+        hyper_num: PositiveInt = 4
+        tau: PositiveFloat = 0.2
+        keep_rate: KeepRate = 0.5
+        alpha: Number = 0.3
+        cl_weight: NonNegativeFloat = 1e-4
+        reg: NonNegativeFloat = 1e-6
 
     @classmethod
-    def inert_keys(cls, modalities: Sequence[str]) -> frozenset[str]:
+    def inert_keys(cls, hp: Params, modalities: Sequence[str]) -> frozenset[str]:
         """The cross-modal hyperedge InfoNCE needs two modalities: with one, ``cl_weight`` weighs nothing."""
         return frozenset({"cl_weight"}) if len(modalities) < 2 else frozenset()
 
-    def __init__(self, data: TrainData, cfg: dict[str, Any], emb_dim: int, device: torch.device):
-        super().__init__(data, cfg, emb_dim, device)
-        self.n_ui_layers = int(self.param("n_ui_layers"))
-        self.n_mm_layers = int(self.param("n_mm_layers"))
-        self.n_hyper_layers = int(self.param("n_hyper_layers"))
-        hyper_num = int(self.param("hyper_num"))
-        self.keep_rate = float(self.param("keep_rate"))
-        self.alpha = float(self.param("alpha"))
-        self.cl_weight = float(self.param("cl_weight"))
-        self.reg = float(self.param("reg"))
-        self.tau = float(self.param("tau"))
-        if self.n_hyper_layers < 1 or hyper_num < 1:
-            raise UserError(f"params.yaml: models.{self.name}: n_hyper_layers and hyper_num must be >= 1")
-        if not 0.0 < self.keep_rate <= 1.0:
-            raise UserError(f"params.yaml: models.{self.name}.keep_rate must be in (0, 1], got {self.keep_rate}")
+    def __init__(self, data: TrainData, hp: Params, emb_dim: int, device: torch.device):
+        super().__init__(data, hp, emb_dim, device)
+        self.n_ui_layers = hp.n_ui_layers
+        self.n_mm_layers = hp.n_mm_layers
+        self.n_hyper_layers = hp.n_hyper_layers
+        hyper_num = hp.hyper_num
+        self.keep_rate = hp.keep_rate
+        self.alpha = hp.alpha
+        self.cl_weight = hp.cl_weight
+        self.reg = hp.reg
+        self.tau = hp.tau
         if not data.features:
             raise UserError(f"{data.name}: LGMRec needs item features (run the features stage)")
         if len(data.features) > 2:

@@ -8,25 +8,27 @@ Loss: BPR (eq. 1) on the propagated embeddings + ``reg`` * L2 of the batch's ego
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from pipeline.graph.adjacency import normalized_adjacency, propagate, propagate_with_ego
-from pipeline.models.base import Recommender, xavier_embedding
-from pipeline.models.losses import bpr_loss, l2_reg
 from pipeline.data import TrainData
+from pipeline.graph.adjacency import normalized_adjacency, propagate, propagate_with_ego
+from pipeline.models.base import ModelParams, Recommender, xavier_embedding
+from pipeline.models.losses import bpr_loss, l2_reg
+from pipeline.settings.types import NonNegativeFloat, NonNegativeInt
 
 
 class LightGCN(Recommender):
     name = "lightgcn"
-    reference = "He et al. 2020, LightGCN: Simplifying and Powering Graph Convolution Network for Recommendation"
 
-    def __init__(self, data: TrainData, cfg: dict[str, Any], emb_dim: int, device: torch.device):
-        super().__init__(data, cfg, emb_dim, device)
-        self.n_layers = int(self.param("n_layers"))
-        self.reg = float(self.param("reg"))
+    class Params(ModelParams):
+        n_layers: NonNegativeInt = 2
+        reg: NonNegativeFloat = 1e-4
+
+    def __init__(self, data: TrainData, hp: Params, emb_dim: int, device: torch.device):
+        super().__init__(data, hp, emb_dim, device)
+        self.n_layers = hp.n_layers
+        self.reg = hp.reg
         # one (M+N) x d table, users first: no concatenation per batch. Users and items are
         # initialised as two Xavier tables (MMRec's init), then stacked.
         ego = torch.cat([xavier_embedding(self.n_users, emb_dim).weight, xavier_embedding(self.n_items, emb_dim).weight])

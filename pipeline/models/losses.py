@@ -1,4 +1,5 @@
-"""Loss terms shared by the models: BPR (eq. 1), L2 regularisation, sign loss (eq. 4), InfoNCE (eq. 22)."""
+"""Loss terms shared by the models: BPR (eq. 1), L2 regularisation (squared, and MMRec's unsquared
+EmbLoss), sign loss (eq. 4), InfoNCE (eq. 22)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ def l2_reg(*tensors: torch.Tensor) -> torch.Tensor:
     """Sum of squared L2 norms / 2, divided by the batch size (the first dimension)."""
     batch = max(tensors[0].shape[0], 1)
     return sum(t.pow(2).sum() for t in tensors) / (2.0 * batch)
+
+
+def reg_norms(*tensors: torch.Tensor) -> torch.Tensor:
+    """MMRec's EmbLoss (LGMRec, BM3): sum of (unsquared) Frobenius norms / the last tensor's rows (the batch size)."""
+    return sum(t.norm(p=2) for t in tensors) / tensors[-1].shape[0]
 
 
 def sign_loss(user: torch.Tensor, item: torch.Tensor, sign: torch.Tensor, gamma: float, psi: float) -> torch.Tensor:

@@ -5,22 +5,23 @@ Loss: BPR (eq. 1) + ``reg`` * L2 of the batch's user, positive and negative embe
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from pipeline.models.base import Recommender, xavier_embedding
-from pipeline.models.losses import bpr_loss, l2_reg
 from pipeline.data import TrainData
+from pipeline.models.base import ModelParams, Recommender, xavier_embedding
+from pipeline.models.losses import bpr_loss, l2_reg
+from pipeline.settings.types import NonNegativeFloat
 
 
 class MF(Recommender):
     name = "mf"
-    reference = "Rendle et al. 2009, BPR: Bayesian Personalized Ranking from Implicit Feedback"
 
-    def __init__(self, data: TrainData, cfg: dict[str, Any], emb_dim: int, device: torch.device):
-        super().__init__(data, cfg, emb_dim, device)
-        self.reg = float(self.param("reg"))
+    class Params(ModelParams):
+        reg: NonNegativeFloat = 1e-4
+
+    def __init__(self, data: TrainData, hp: Params, emb_dim: int, device: torch.device):
+        super().__init__(data, hp, emb_dim, device)
+        self.reg = hp.reg
         self.user_emb = xavier_embedding(self.n_users, emb_dim)
         self.item_emb = xavier_embedding(self.n_items, emb_dim)
 

@@ -32,9 +32,9 @@ def linear_attention(
 
 def fuse_signed(e_ig: torch.Tensor, e_pos: torch.Tensor, e_neg: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
     """E_ig(new) = E_ig + ReLU(a[0] * E+ + a[1] * E-) (eq. 10-11)."""
-    w_pos = att[:, :1] * e_pos
-    w_neg = att[:, 1:] * e_neg
-    return e_ig + torch.relu(w_pos + w_neg)  # eq. 10
+    weighted_pos = att[:, :1] * e_pos  # w+ of eq. 10: the attention-weighted positive embedding
+    weighted_neg = att[:, 1:] * e_neg
+    return e_ig + torch.relu(weighted_pos + weighted_neg)  # eq. 10
 
 
 def mlp(dim: int, n_layers: int) -> nn.Sequential:

@@ -5,8 +5,7 @@ One class covers the ablations of Figure 3 through its config switches:
 * ``sga: false`` -> Base: E* = E_ig + E_hat (LightGCN on IDs + modality graph embedding).
 * ``sga: true``  -> E* = E_ig(new) + E_hat, E_ig(new) from the signed branches over A+ / A-.
 * ``pst: true``  -> observed edges signed by PST's per-user thresholds (reads ``thresholds.parquet``);
-  ``pst: false`` -> by the global delta (``cfg["global_delta"]``, params ``pst.delta``, added by
-  the train stage).
+  ``pst: false`` -> by the global delta (params ``pst.delta``, ``TrainData.delta``).
 * ``apfi: true`` -> APFI's pseudo edges (``pseudo_edges.parquet``) join A+ / A- and the sign loss;
   ``apfi: false`` -> none.
 
@@ -18,24 +17,28 @@ interactions, eq. 1) + lambda_s * sign loss (eq. 4) on a batch of signed edges d
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Sequence
 
 import numpy as np
 import torch
+from pydantic import model_validator
 
+from pipeline.data import SignedEdges, TrainData
 from pipeline.errors import UserError
 from pipeline.graph.adjacency import normalized_adjacency, propagate, unique_rows
 from pipeline.graph.signed import model_edges
 from pipeline.log import get_logger
-from pipeline.models.base import Recommender, xavier_embedding
+from pipeline.models.base import ModelParams, Recommender, xavier_embedding
 from pipeline.models.losses import bpr_loss, info_nce, l2_reg, sign_loss
 from pipeline.models.modality import ModalityGraphEmbedding, user_mean_matrix
 from pipeline.models.sga import SignedGraphAugmentation
-from pipeline.data import SignedEdges, TrainData
+from pipeline.settings.types import Flag, NonNegativeFloat, NonNegativeInt, Number, PositiveFloat, PositiveInt, Precision
 
 log = get_logger(__name__)
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # of the fixed features' projection
+#: keys that shape only the signed branches (inert with sga: false)
+SIGNED_KEYS = frozenset({"lambda_s", "gamma", "psi", "mlp_layers", "pseudo_in_sign_loss"})
 
 
 def binary_adjacency(
@@ -48,28 +51,51 @@ def binary_adjacency(
 
 class SiMGR(Recommender):
     name = "simgr"
-    needs = frozenset({"features", "thresholds", "pseudo"})
-    reference = "SiMGR: sign-aware multimodal graph recommendation (Base eq. 2-3, SGA eq. 5-11, loss eq. 23)"
+
+    class Params(ModelParams):
+        """The paper's settings where it gives them (§5.1); its weights lambda_s, beta_cl, gamma, psi,
+        P (``mm_layers``) and the MLP depth it does not give (docs/paper-notes.md)."""
+
+        n_layers: NonNegativeInt = 2
+        mm_layers: NonNegativeInt = 2
+        reg: NonNegativeFloat = 1e-4
+        lambda_s: NonNegativeFloat = 0.1
+        gamma: Number = 1.0
+        psi: Number = 0.0
+        beta_cl: NonNegativeFloat = 0.01
+        tau: PositiveFloat = 0.5
+        mlp_layers: PositiveInt = 2  # eq. 9's MLP: Linear layers (ReLU between)
+        feature_precision: Precision = "float32"  # or bfloat16: the raw-feature projection in bf16
+        pseudo_in_sign_loss: Flag = True  # eq. 4 over A+ / A-'s edges, pseudo edges included (docs/paper-notes.md)
+        sga: Flag = True
+        pst: Flag = True
+        apfi: Flag = True
+
+        @model_validator(mode="after")
+        def _signed_parts_need_sga(self) -> "SiMGR.Params":
+            if not self.sga and (self.pst or self.apfi):
+                raise ValueError("pst / apfi true need sga: true (they shape the signed graphs A+, A-)")
+            return self
 
     @classmethod
-    def inputs(cls, cfg: dict[str, Any]) -> frozenset[str]:
+    def reads(cls, hp: Params) -> frozenset[str]:
         """features always; PST's thresholds, the global delta and APFI's pseudo edges only for the
         variants that use them."""
-        sga, pst, apfi = bool(cfg.get("sga", True)), bool(cfg.get("pst", True)), bool(cfg.get("apfi", True))
-        return frozenset({"features"} | ({"thresholds"} if sga and pst else set()) | ({"delta"} if sga and not pst else set())
-                         | ({"pseudo"} if sga and apfi else set()))
+        return frozenset({"features"} | ({"thresholds"} if hp.sga and hp.pst else set())
+                         | ({"delta"} if hp.sga and not hp.pst else set()) | ({"pseudo"} if hp.sga and hp.apfi else set()))
 
-    def __init__(self, data: TrainData, cfg: dict[str, Any], emb_dim: int, device: torch.device):
-        super().__init__(data, cfg, emb_dim, device)
-        self.n_layers = int(self.param("n_layers"))
-        self.reg = float(self.param("reg"))
-        self.beta_cl = float(self.param("beta_cl"))
-        self.tau = float(self.param("tau"))
-        self.use_sga = bool(self.param("sga"))
-        self.use_pst = bool(self.param("pst"))
-        self.use_apfi = bool(self.param("apfi"))
-        if not self.use_sga and (self.use_pst or self.use_apfi):
-            raise UserError("params.yaml: models.simgr (or a variant): pst / apfi true need sga: true (they shape A+, A-)")
+    @classmethod
+    def inert_keys(cls, hp: Params, modalities: Sequence[str]) -> frozenset[str]:
+        """Without SGA the signed branches' keys weigh nothing."""
+        return frozenset() if hp.sga else SIGNED_KEYS
+
+    def __init__(self, data: TrainData, hp: Params, emb_dim: int, device: torch.device):
+        super().__init__(data, hp, emb_dim, device)
+        self.n_layers = hp.n_layers
+        self.reg = hp.reg
+        self.beta_cl = hp.beta_cl
+        self.tau = hp.tau
+        self.use_sga, self.use_pst, self.use_apfi = hp.sga, hp.pst, hp.apfi
         if not data.features:
             raise UserError(f"{data.name}: SiMGR needs item features (run the features stage)")
 
@@ -79,13 +105,8 @@ class SiMGR(Recommender):
         # fixed graphs: built on the device once, plain attributes (not parameters, not checkpointed)
         self.adj = binary_adjacency(self.n_users, self.n_items, data.train.user, data.train.item, self.device)
         user_mean = user_mean_matrix(self.n_users, self.n_items, data.train.user, data.train.item, self.device)
-        precision = str(self.param("feature_precision", "float32"))
-        if precision not in PRECISIONS:
-            raise UserError(
-                f"params.yaml: models.{self.name}.feature_precision must be one of {sorted(PRECISIONS)}, got {precision!r}"
-            )
         self.modality = ModalityGraphEmbedding(
-            data.features, user_mean, self.adj, emb_dim, int(self.param("mm_layers")), self.device, PRECISIONS[precision]
+            data.features, user_mean, self.adj, emb_dim, hp.mm_layers, self.device, PRECISIONS[hp.feature_precision]
         )
         log.info(
             "SiMGR: %d users, %d items, %d training edges; modalities %s",
@@ -100,9 +121,7 @@ class SiMGR(Recommender):
         self._sign_order: torch.Tensor | None = None
         self._sign_next = 0
         if self.use_sga:
-            self.lambda_s = float(self.param("lambda_s"))
-            self.gamma = float(self.param("gamma"))
-            self.psi = float(self.param("psi"))
+            self.lambda_s, self.gamma, self.psi = hp.lambda_s, hp.gamma, hp.psi
             self._build_sga(self._signed_edges(data), emb_dim)
 
     def _build_sga(self, edges: SignedEdges, emb_dim: int) -> None:
@@ -110,11 +129,10 @@ class SiMGR(Recommender):
         pos, neg = edges.sign > 0, edges.sign < 0
         adj_pos = binary_adjacency(self.n_users, self.n_items, edges.user[pos], edges.item[pos], self.device)
         adj_neg = binary_adjacency(self.n_users, self.n_items, edges.user[neg], edges.item[neg], self.device)
-        mlp_layers = int(self.param("mlp_layers"))
-        self.sga = SignedGraphAugmentation(self.n_users, self.n_items, adj_pos, adj_neg, emb_dim, self.n_layers, mlp_layers)
+        self.sga = SignedGraphAugmentation(self.n_users, self.n_items, adj_pos, adj_neg, emb_dim, self.n_layers, self.hp.mlp_layers)
         # eq. 4 sums over E+ / E-, which after APFI hold the pseudo edges; `pseudo_in_sign_loss: false` is the
         # other reading (pseudo edges shape A+ / A- only), a diagnosis variant (docs/paper-notes.md)
-        in_loss = np.ones(len(edges.user), bool) if bool(self.param("pseudo_in_sign_loss", True)) else ~edges.pseudo
+        in_loss = np.ones(len(edges.user), bool) if self.hp.pseudo_in_sign_loss else ~edges.pseudo
         self.sign_user = torch.from_numpy(edges.user[in_loss]).to(self.device)
         self.sign_item = torch.from_numpy(edges.item[in_loss]).to(self.device)
         self.sign_sign = torch.from_numpy(edges.sign[in_loss].astype(np.float32)).to(self.device)
@@ -126,27 +144,20 @@ class SiMGR(Recommender):
 
     def _signed_edges(self, data: TrainData) -> SignedEdges:
         """The signed edges this variant uses: PST or global-delta signs, with or without pseudo edges."""
-        delta = self.cfg.get("global_delta")
-        if not self.use_pst and delta is None:
-            raise UserError("SiMGR with pst: false needs cfg 'global_delta' (params pst.delta; the train stage sets it)")
+        if not self.use_pst and data.delta is None:
+            raise UserError(f"{data.name}: SiMGR with pst: false needs the global delta (params pst.delta)")
         if self.use_pst and data.thresholds is None:
             raise UserError(f"{data.name}: SiMGR with pst: true needs PST's thresholds (run the graph stage)")
         if self.use_apfi and data.pseudo is None:
             raise UserError(f"{data.name}: SiMGR with apfi: true needs APFI's pseudo edges (run the graph stage)")
-        if self.use_pst and delta is not None:
-            known = data.thresholds[np.isfinite(data.thresholds)]
-            if len(known) and np.all(known == np.float32(delta)):
-                log.warning("the graph was built without PST (every threshold = %s) but this variant asks for pst: true", delta)
+        known = data.thresholds[np.isfinite(data.thresholds)] if self.use_pst else np.zeros(0)
+        if len(known) > 1 and np.all(known == known[0]):
+            log.warning("every user's PST threshold is %s (the graph was built with pst.enabled false?) but this variant asks for "
+                        "pst: true", known[0])
         if self.use_apfi and not len(data.pseudo.user):
             log.warning("the graph has no pseudo edges (built with apfi disabled?) but this variant asks for apfi: true")
-        p = data.pseudo
-        view = model_edges(
-            data.train.user, data.train.item, data.train.rating,
-            thresholds=data.thresholds if self.use_pst else None,
-            delta=float(delta) if delta is not None else float("nan"),
-            pseudo=(p.user, p.item, p.sign, p.weight) if self.use_apfi else None,
-        )
-        return SignedEdges(*view)
+        return model_edges(data.train, thresholds=data.thresholds if self.use_pst else None,
+                           delta=None if self.use_pst else data.delta, pseudo=data.pseudo if self.use_apfi else None)
 
     # ---------------------------------------------------------------- forward
     def ego(self) -> torch.Tensor:
@@ -198,13 +209,13 @@ class SiMGR(Recommender):
         # the final embeddings at the batch's distinct nodes only; at[name] = positions of want[name]
         rows, inverse = unique_rows(torch.cat(list(want.values())), m + self.n_items)
         at = dict(zip(want, torch.split(inverse, [len(v) for v in want.values()])))
-        e_id, e_star = self.forward_all(rows)
+        e_ig, e_star = self.forward_all(rows)
         parts = {"bpr": bpr_loss(e_star[at["u"]], e_star[at["p"]], e_star[at["n"]])}  # eq. 1
         if "su" in at:
             parts["sign"] = self.lambda_s * sign_loss(e_star[at["su"]], e_star[at["si"]], ss, self.gamma, self.psi)  # eq. 4
         if "uu" in at:
             uu, ii = at["uu"], at["ii"]
-            cl = info_nce(e_id[uu], e_star[uu], self.tau) + info_nce(e_id[ii], e_star[ii], self.tau)  # eq. 22
+            cl = info_nce(e_ig[uu], e_star[uu], self.tau) + info_nce(e_ig[ii], e_star[ii], self.tau)  # eq. 22
             parts["cl"] = self.beta_cl * cl
         if self.reg > 0:
             ego = [self.user_emb(users), self.item_emb(pos), self.item_emb(neg)]

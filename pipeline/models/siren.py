@@ -13,8 +13,9 @@ batches of 1,024 (``models.siren.train`` overrides ``train.lr`` / ``train.batch_
 * attention fusion w = q^T tanh(W z + b) per branch, softmax over the two (dropout on tanh as in
   the code);
 * the sign-aware BPR loss of the PAPER, c(w) = sign(w) with w = rating - offset, over ``n_neg``
-  negatives per interaction (the released code later changed c(w) to 1 / 2, see anchors.md §3.1),
-  plus ``reg`` * squared norms of the final embeddings of (u, i, negatives).
+  negatives per interaction (``loss: code``: the released code's later c(w) = 1 on positive, 2 on
+  negative edges, see anchors.md §3.1), plus ``reg`` * squared norms of the final embeddings of
+  (u, i, negatives).
 
 Differences from the official code, each kept on purpose: negatives are drawn per batch with the
 trainer's generator (the code pre-samples 20 epochs at a time, the same distribution); the
@@ -27,46 +28,37 @@ split); the sign threshold ``offset`` stays global (3.5), as in the code, not PS
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.errors import UserError
+from pipeline.data import TrainData
 from pipeline.graph.adjacency import normalized_adjacency, propagate
 from pipeline.graph.pairs import PairIndex
 from pipeline.log import get_logger
-from pipeline.models.base import Recommender
-from pipeline.data import TrainData
+from pipeline.models.base import ModelParams, Recommender
+from pipeline.models.negatives import DegreeNegatives, negative_scores
+from pipeline.settings.types import DropoutRate, NonNegativeFloat, NonNegativeInt, Number, PositiveInt
 
 log = get_logger(__name__)
 
 
 def sign_aware_bpr(pos_score: torch.Tensor, neg_score: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
-    """SiReN's sign-aware BPR: -sum_k ln sigmoid(sign(w) <u,i> - <u,n_k>), mean over the batch.
+    """SiReN's sign-aware BPR: -sum_k ln sigmoid(c(w) <u,i> - <u,n_k>), mean over the batch, with c(w) =
+    ``sign`` (the paper's sign(w), or :func:`code_coefficient`'s).
 
     ``pos_score``: [B] = <u, i>; ``neg_score``: [B, K] = <u, n_k>; ``sign``: [B] in {-1, 0, +1}.
     """
     return -F.logsigmoid((sign * pos_score).unsqueeze(1) - neg_score).sum(1).mean()
 
 
-def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Walker's alias table (Vose's construction) of a discrete distribution ∝ ``weights``:
-    draw i uniform, keep it with probability ``prob[i]``, else take ``alias[i]`` (O(1) per draw)."""
-    w = np.asarray(weights, np.float64)
-    n = len(w)
-    scaled = w * (n / w.sum())
-    prob, alias = np.ones(n), np.arange(n)
-    small = [i for i in range(n) if scaled[i] < 1.0]
-    large = [i for i in range(n) if scaled[i] >= 1.0]
-    while small and large:
-        s, g = small.pop(), large.pop()
-        prob[s], alias[s] = scaled[s], g
-        scaled[g] -= 1.0 - scaled[s]
-        (small if scaled[g] < 1.0 else large).append(g)
-    return prob, alias  # entries left in either list keep prob 1 (float rounding)
+def code_coefficient(sign: torch.Tensor) -> torch.Tensor:
+    """c(w) of the authors' released code (cw-seo/SiReN-reco HEAD dd80133): -½ sign(w) + 3/2, i.e. 1 on
+    positive and 2 on negative edges (the paper and the 2021-08 commits: c(w) = sign(w))."""
+    return -0.5 * sign + 1.5
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -77,38 +69,32 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * (torch.rand(x.shape, device=x.device) >= p) * (1.0 / (1.0 - p))
 
 
-def negative_scores(user: torch.Tensor, items: torch.Tensor, negs: torch.Tensor) -> torch.Tensor:
-    """<u_b, items[negs[b, k]]>, [B, K]: one dense product when cheaper than gathering B*K rows
-    (on CPU up to ~200 items per negative: 5.5 ms against 8.5 ms forward + backward at MovieLens size)."""
-    if items.shape[0] <= 200 * negs.shape[1]:
-        return (user @ items.T).gather(1, negs)
-    return (items[negs] * user.unsqueeze(1)).sum(-1)
-
-
 class SiReN(Recommender):
     name = "siren"
-    needs = frozenset()
-    reference = "Seo et al., SiReN: Sign-Aware Recommendation Using Graph Neural Networks, IEEE TNNLS 35(4), 2022"
 
-    def __init__(self, data: TrainData, cfg: dict[str, Any], emb_dim: int, device: torch.device):
-        super().__init__(data, cfg, emb_dim, device)
-        self.offset = float(self.param("offset"))
-        self.n_layers = int(self.param("n_layers"))
-        self.dropout = float(self.param("dropout"))
-        self.n_neg = int(self.param("n_neg"))
-        self.reg = float(self.param("reg"))
-        mlp_layers = int(self.param("mlp_layers"))
-        if self.n_neg < 1:
-            raise UserError(f"params.yaml: models.{self.name}.n_neg must be >= 1, got {self.n_neg}")
-        if mlp_layers < 1:
-            raise UserError(f"params.yaml: models.{self.name}.mlp_layers must be >= 1, got {mlp_layers}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserError(f"params.yaml: models.{self.name}.dropout must be in [0, 1), got {self.dropout}")
+    class Params(ModelParams):
+        """The defaults of its authors' code (cw-seo/SiReN-reco, 2021-08)."""
+
+        offset: Number = 3.5
+        n_layers: NonNegativeInt = 4
+        mlp_layers: PositiveInt = 2
+        dropout: DropoutRate = 0.5
+        n_neg: PositiveInt = 40
+        reg: NonNegativeFloat = 0.05
+        # c(w) of the sign-aware BPR: "paper" sign(w) (the paper, the 2021-08 code), or "code" -½ sign(w) + 3/2
+        # (the released code's HEAD: a negative edge still ranks above sampled negatives, with weight 2)
+        loss: Literal["paper", "code"] = "paper"
+
+    def __init__(self, data: TrainData, hp: Params, emb_dim: int, device: torch.device):
+        super().__init__(data, hp, emb_dim, device)
+        self.offset = hp.offset
+        self.n_layers = hp.n_layers
+        self.dropout = hp.dropout
+        self.n_neg = hp.n_neg
+        self.reg = hp.reg
+        mlp_layers = hp.mlp_layers
 
         tr = data.train
-        degree = np.bincount(tr.user, minlength=self.n_users)
-        if len(degree) and degree.max() >= self.n_items:
-            raise UserError(f"{data.name}: a user has interacted with all {self.n_items} items; no negatives to sample")
         positive = tr.rating > self.offset
         log.info("siren: %d of %d training interactions are positive edges (rating > %g)", int(positive.sum()), len(tr), self.offset)
         if not positive.any():
@@ -116,17 +102,7 @@ class SiReN(Recommender):
         self.adj = normalized_adjacency(self.n_users, self.n_items, tr.user[positive], tr.item[positive], self.device)
         sign = np.sign(tr.rating.astype(np.float64) - self.offset).astype(np.float32)
         self.pairs = PairIndex(tr.user, tr.item, self.n_items, self.device, values=sign)  # sign(w) per training pair
-        # the code's negative distribution: training degree^0.75 (items never seen in training are never drawn)
-        item_degree = np.bincount(tr.item, minlength=self.n_items).astype(np.float64)
-        weight = item_degree**0.75
-        key = np.unique(tr.user.astype(np.int64) * self.n_items + tr.item)
-        taken = np.bincount(key // self.n_items, weights=weight[key % self.n_items], minlength=self.n_users)
-        stuck = np.flatnonzero((degree > 0) & (weight.sum() - taken <= 0))
-        if len(stuck):
-            raise UserError(f"{data.name}: user {int(stuck[0])} has interacted with every item seen in training; no negative to draw")
-        prob, alias = alias_table(weight)
-        self.alias_prob = torch.from_numpy(prob).to(self.device)
-        self.alias = torch.from_numpy(alias).to(self.device)
+        self.negatives = DegreeNegatives(tr, self.n_users, self.n_items, self.pairs, self.device, data.name)  # the code's deg_dist
 
         n = self.n_users + self.n_items
         self.pos_table = nn.Parameter(nn.init.xavier_normal_(torch.empty(n, emb_dim)))
@@ -136,10 +112,9 @@ class SiReN(Recommender):
             nn.init.xavier_normal_(layer.weight)
         self.attn = nn.Linear(emb_dim, emb_dim)
         self.q = nn.Linear(emb_dim, 1, bias=False)
-        self.generator = torch.Generator().manual_seed(0)  # replaced by the trainer's in pre_epoch
 
     def pre_epoch(self, epoch: int, generator: torch.Generator) -> None:
-        self.generator = generator
+        self.negatives.generator = generator
 
     def _final(self) -> torch.Tensor:
         """Z = a_p z_p + a_n z_n for all users then items, [n_users + n_items, d]."""
@@ -155,25 +130,9 @@ class SiReN(Recommender):
         z = self._final()
         return z[: self.n_users], z[self.n_users :]
 
-    def _draw(self, n: int) -> torch.Tensor:
-        """``n`` items ∝ degree^0.75 (alias method, the trainer's generator)."""
-        g = self.generator
-        i = torch.randint(self.n_items, (n,), generator=g, device=g.device).to(self.device)
-        keep = torch.rand(n, generator=g, device=g.device, dtype=torch.float64).to(self.device) < self.alias_prob[i]
-        return torch.where(keep, i, self.alias[i])
-
     def sample_negatives(self, users: torch.Tensor, k: int) -> torch.Tensor:
-        """[B, k] items drawn ∝ degree^0.75 from each user's non-interacted items (SiReN's ``deg_dist``;
-        vectorised rejection of interacted items)."""
-        cand = self._draw(len(users) * k)
-        flat_users = users.repeat_interleave(k)
-        todo = torch.arange(len(cand), device=self.device)
-        while True:
-            todo = todo[self.pairs.contains(flat_users[todo], cand[todo])]
-            if not len(todo):
-                break
-            cand[todo] = self._draw(len(todo))
-        return cand.view(len(users), k)
+        """[B, k] items ∝ degree^0.75 among each user's non-interacted items (the trainer's generator)."""
+        return self.negatives.sample(users, k)
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
         found, sign = self.pairs.lookup(users, pos)
@@ -182,7 +141,8 @@ class SiReN(Recommender):
         negs = self.sample_negatives(users, self.n_neg)
         u_all, i_all = self.embeddings()
         u, p = u_all[users], i_all[pos]
-        bpr = sign_aware_bpr((u * p).sum(-1), negative_scores(u, i_all, negs), sign)
+        c = sign if self.hp.loss == "paper" else code_coefficient(sign)
+        bpr = sign_aware_bpr((u * p).sum(-1), negative_scores(u, i_all, negs), c)
         item_sq = i_all.pow(2).sum(-1)
         reg = (u.pow(2).sum(-1) + item_sq[pos] + item_sq[negs].sum(1)).mean()  # ||u||^2 + ||i||^2 + sum_k ||n_k||^2
         return {"bpr": bpr, "reg": self.reg * reg}

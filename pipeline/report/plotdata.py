@@ -35,6 +35,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import polars as pl
 
+from pipeline.atomic import atomic_file
 from pipeline.errors import UserError
 from pipeline.report.tables import DECIMALS, Summary, display, short
 
@@ -124,8 +125,8 @@ def sensitivity_frame(values: Sequence[float], valid: Sequence[float], test: Seq
 def write_csv(frame: pl.DataFrame, path: str | Path) -> Path:
     """Write a plot-data frame as CSV (stable bytes; missing values as empty cells)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_csv(path)
+    with atomic_file(path) as tmp:
+        frame.write_csv(tmp)
     return path
 
 

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pipeline.atomic import atomic_file  # noqa: E402
+
 _META = {"Software": None}  # keep the PNG bytes free of version strings
 
 
@@ -57,8 +59,7 @@ def sweep_panels(path: str | Path, sweeps: dict[str, tuple[list[float], dict[str
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, format="png", metadata=_META)
-    plt.close(fig)
+    _write(fig, path)
     return path
 
 
@@ -68,6 +69,14 @@ def _save(fig, ax, path: Path, title: str, ylabel: str) -> Path:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, format="png", metadata=_META)
-    plt.close(fig)
+    _write(fig, path)
     return path
+
+
+def _write(fig, path: Path) -> None:
+    """The figure as PNG, atomically (a temporary sibling renamed over ``path``), then closed."""
+    try:
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, format="png", metadata=_META)
+    finally:
+        plt.close(fig)

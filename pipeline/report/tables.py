@@ -27,6 +27,7 @@ DISPLAY = {
     "lgmrec": "LGMRec",
     "mgcn": "MGCN",
     "bm3": "BM3",
+    "lsgrec": "LSGRec",
     "base": "Base",
     "base_sga": "Base+SGA",
     "base_sga_pst": "Base+SGA+PST",

@@ -108,3 +108,40 @@ def tuning_markdown(selections: list[Selection], sweeps: dict[str, pl.DataFrame]
             lines += [f"![sensitivity]({chart})", ""]
         lines.append(sweeps_markdown(sweeps, chosen))
     return "\n".join(lines)
+
+
+def values_markdown(used: Mapping[str, Mapping[str, Any]], graph: Mapping[str, Any]) -> str:
+    """"Values the runs used": per model every hyper-parameter and learning-rate setting of its runs
+    (history.json's ``setup``) grouped by where it came from, and the signed graph's (graph.json)."""
+    lines = ["## Values the runs used", "",
+             "Every value comes from params.yaml as written, or, where params.yaml says `auto`, from the model's study "
+             "(selected on validation) or its default (`auto` with `tune.enabled: false`, or a key that cannot change the model "
+             "on this dataset). A value written in params.yaml is what runs, whatever a study selected.", "",
+             "| Model | selected on validation | set in params.yaml | default |", "|---|---|---|---|"]
+
+    def cell(pairs: list[tuple[str, Any]]) -> str:
+        return ", ".join(f"`{k}` = {_value(v)}" for k, v in pairs) or "-"
+
+    for model, setup in used.items():
+        if not setup:
+            lines.append(f"| {display(model)} | (not recorded: trained before history.json held its set-up) | | |")
+            continue
+        sources = setup.get("sources", {})
+        groups: dict[str, list[tuple[str, Any]]] = {"selected on validation": [], "params.yaml": [], "default": []}
+        prefix = f"models.{model}."
+        for key, value in (setup.get("hyperparameters") or {}).items():
+            groups.setdefault(sources.get(prefix + key, "params.yaml"), []).append((key, value))
+        for key in ("lr", "batch_size"):
+            source = sources.get(f"{prefix}train.{key}")
+            if source in groups:
+                groups[source].append((f"train.{key}", (setup.get("train") or {}).get(key)))
+        lines.append(f"| {display(model)} | {cell(groups['selected on validation'])} | {cell(groups['params.yaml'])} | "
+                     f"{cell(groups['default'])} |")
+    settings, sources = graph.get("settings") or {}, graph.get("sources") or {}
+    if settings:
+        groups = {"selected on validation": [], "params.yaml": [], "default": []}
+        for key, value in settings.items():
+            groups.setdefault(sources.get(key, "params.yaml"), []).append((key, value))
+        lines.append(f"| signed graph (graph stage) | {cell(groups['selected on validation'])} | {cell(groups['params.yaml'])} | "
+                     f"{cell(groups['default'])} |")
+    return "\n".join(lines) + "\n"

@@ -3,8 +3,9 @@
 ``format`` picks the schema: ``amazon2014``, ``amazon2018``, ``mmrec``, ``generic`` (delimited
 text or parquet of the user's own ratings, :mod:`pipeline.ingest.generic`), or ``auto`` (the
 default: detected from the file content). Every entry has ``reviews`` (the interactions file)
-and may have ``source``, ``meta``, ``images`` and ``image_dim``; only ``generic`` has the
-delimited-text and item-table keys. A new format is one class here plus its tag in
+and may have ``source``, ``meta``, ``images`` (an Amazon 2014 ``.b`` CNN-vector file, or a folder
+of item image files, :mod:`pipeline.ingest.image_files`), ``images_pattern`` (how the folder's
+files are named) and ``image_dim``; only ``generic`` has the delimited-text and item-table keys. A new format is one class here plus its tag in
 :data:`DatasetEntry`.
 """
 
@@ -22,11 +23,25 @@ TEXT_FIELDS = ("title", "brand", "description")
 _FORMAT = f"the reader, one of {', '.join(FORMATS)}"
 
 
+def _images_pattern(value: Any) -> Any:
+    """As :func:`pipeline.ingest.image_files.check_pattern` (not imported: stage check reads pipeline/settings only)."""
+    if value.count("{item}") != 1:
+        raise ValueError(f"{value!r} must hold {{item}} exactly once (where the item id stands in the file name)")
+    if "/" in value or "\\" in value:
+        raise ValueError(f"{value!r} is a file name pattern; it cannot name a subfolder")
+    return value
+
+
+ImagesPattern = Annotated[Text, AfterValidator(_images_pattern),
+                          Field(description="a file name pattern with {item} where the item id stands, e.g. '{item}.jpg'")]
+
+
 class _Entry(Section):
     source: Source = "shipped"
     reviews: FilePath
     meta: Optional[FilePath] = None
-    images: Optional[FilePath] = None
+    images: Optional[FilePath] = None          # a .b file (Amazon 2014 CNN vectors) or a folder of item images
+    images_pattern: Optional[ImagesPattern] = None   # folder only; default: item id + an image extension
     image_dim: Optional[PositiveInt] = None
 
 
@@ -56,21 +71,27 @@ class Fields(Section):
 
 
 def _items_text(value: Any) -> Any:
-    names = value if isinstance(value, list) else list(value) if isinstance(value, dict) else None
-    if names is None or not names:
-        raise ValueError(f"{value!r} is not a list of {'/'.join(TEXT_FIELDS)} nor a mapping {{field: column}}")
-    for name in names:
+    """A list of the item table's column names (any), or a mapping {title|brand|description: column}."""
+    if isinstance(value, list):
+        if not value or not all(isinstance(c, str) and c for c in value):
+            raise ValueError(f"{value!r} is not a non-empty list of column names")
+        if len(set(value)) != len(value):
+            raise ValueError(f"{value!r} names a column twice")
+        return value
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"{value!r} is neither a list of column names nor a mapping {{field: column}}")
+    for name in value:
         if name not in TEXT_FIELDS:
             hint = closest(name, TEXT_FIELDS)
             raise ValueError(f"{name!r} is not one of {', '.join(TEXT_FIELDS)}" + (f" (did you mean {hint!r}?)" if hint else
-                             " (map another column with {title: <column>})"))
-    if isinstance(value, dict) and not all(isinstance(c, str) and c for c in value.values()):
+                             " (or give a list of column names)"))
+    if not all(isinstance(c, str) and c for c in value.values()):
         raise ValueError(f"{value!r}: each text field maps to a column name")
     return value
 
 
 ItemsText = Annotated[Any, AfterValidator(_items_text),
-                      Field(description="a list among title, brand, description, or a mapping {title|brand|description: column}")]
+                      Field(description="a list of the item table's columns, or a mapping {title|brand|description: column}")]
 ColumnNames = Annotated[list[Text], Field(min_length=1, description="a non-empty list of column names, in file order")]
 
 

@@ -20,7 +20,6 @@ from pydantic import BaseModel, Discriminator, Tag
 from pydantic.fields import FieldInfo
 
 from pipeline.settings.datasets import ENTRIES, FORMATS
-from pipeline.settings.models import MODEL_SCHEMAS
 from pipeline.settings.types import closest
 
 #: what the value is not, by pydantic error type
@@ -170,25 +169,12 @@ def _dataset_format(spot: Spot, value: Any) -> tuple[str, str]:
     return f"{spot.key}.format", f"{show(fmt)} is not one of {', '.join(FORMATS)}{_mean(str(fmt), FORMATS)}"
 
 
-def _model_variant(spot: Spot, value: Any) -> tuple[str, str]:
-    names = ", ".join(MODEL_SCHEMAS)
-    if not isinstance(value, dict):
-        return spot.key, f"{show(value)} is not a mapping{_expected(spot)}"
-    if "variant_of" in value:
-        parent = value["variant_of"]
-        return f"{spot.key}.variant_of", f"{show(parent)} is not a model (expected one of {names}){_mean(str(parent), MODEL_SCHEMAS)}"
-    return spot.key, (f"not a model name{_mean(spot.parts[-1], MODEL_SCHEMAS)}; another entry is a variant "
-                      f"and needs 'variant_of: <model>' (models: {names})")
-
-
 def problem(error: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
     """(dotted key, what is wrong) of one pydantic error."""
     spot = locate(root, tuple(error["loc"]))
     kind, value = error["type"], error.get("input")
     if kind == "dataset_format":
         return _dataset_format(spot, value)
-    if kind == "model_variant":
-        return _model_variant(spot, value)
     if spot.key_error:
         return spot.key, f"{show(value)} is not a valid name{_expected(spot)}"
     if kind == "extra_forbidden":

@@ -12,11 +12,13 @@ from typing import Annotated, Any, Optional
 
 from pydantic import Field
 
+from pipeline.errors import UserError
+
 from pipeline.settings.datasets import DatasetEntry
-from pipeline.settings.models import ModelsSection
+from pipeline.settings.models import ModelEntry
 from pipeline.settings.types import (
     Device, Flag, Fraction, Metric, Name, Names, NonNegativeInt, Number, OnError, PositiveFloat, PositiveInt, Protocol,
-    Section, Seed, Seeds, Similarity, SplitMethod, Text,
+    Section, Seed, Seeds, Similarity, SplitMethod, Text, auto_or, closest,
 )
 
 TopK = Annotated[list[PositiveInt], Field(min_length=1, description="a non-empty list of positive integers")]
@@ -24,12 +26,14 @@ Metrics = Annotated[list[Metric], Field(min_length=1, description="a non-empty l
 
 
 class Run(Section):
-    """What ``dvc repro`` runs: the stage matrix (the model groups of dvc.yaml's training stages)."""
+    """What ``dvc repro`` runs: the stage matrix; the models by training group (pipeline.run.groups:
+    what each group's dvc.yaml stage reads)."""
 
     datasets: Annotated[list[Name], Field(min_length=1, description="a non-empty list of datasets entries")]
     seeds: Seeds
     models_cf: Names = []
     models_mm: Names = []
+    models_base: Names = []
     models_sga: Names = []
     models_pst: Names = []
     models_apfi: Names = []
@@ -37,7 +41,7 @@ class Run(Section):
 
 
 class Synth(Section):
-    """The synthetic Amazon-2014-format files (:func:`pipeline.synth.write_synthetic`)."""
+    """The synthetic Amazon-2014-format files (:func:`pipeline.ingest.synth.write_synthetic`)."""
 
     n_users: PositiveInt
     n_items: PositiveInt
@@ -48,7 +52,7 @@ class Synth(Section):
 
 
 class Ingest(Section):
-    """Cleaning, k-core and split (:class:`pipeline.ingest.dataset.IngestConfig`)."""
+    """Cleaning, k-core and split (:func:`pipeline.ingest.dataset.ingest`; `simgr ingest` takes the same keys as options)."""
 
     kcore: NonNegativeInt = 5
     rating_min: Number = 1.0
@@ -74,21 +78,28 @@ class Neighbors(Section):
 
 
 class PST(Section):
-    enabled: Flag
-    nu: Fraction
-    delta: Number
+    """Personalised sign thresholds (eq. 12-14). A key set to ``auto`` is selected on validation by
+    SiMGR's study; its default below (the paper's Baby setting) is where that study's search runs
+    before sweeping it, and the value ``auto`` falls back to with ``tune.enabled: false``."""
+
+    enabled: Flag = True
+    nu: auto_or(Fraction) = 0.5  # type: ignore[valid-type]
+    delta: Number = 3.0
 
 
 class APFI(Section):
-    enabled: Flag
-    xi: Fraction
-    q: PositiveInt
-    zeta_pos: Similarity
-    zeta_neg: Similarity
+    """Pseudo-edge injection (eq. 15-21); ``auto`` and the defaults as for :class:`PST`."""
+
+    enabled: Flag = True
+    xi: auto_or(Fraction) = 0.1  # type: ignore[valid-type]
+    q: auto_or(PositiveInt) = 20  # type: ignore[valid-type]
+    zeta_pos: auto_or(Similarity) = 0.4  # type: ignore[valid-type]
+    zeta_neg: auto_or(Similarity) = 0.1  # type: ignore[valid-type]
 
 
 class Train(Section):
-    """:class:`pipeline.training.trainer.TrainSettings` (same keys, same defaults)."""
+    """How every model trains (:class:`pipeline.training.trainer.TrainSettings` extends it with the
+    evaluation protocol; ``models.<name>.train`` overrides ``lr`` / ``batch_size`` per model)."""
 
     device: Device = "auto"
     valid_every_steps: PositiveInt = 50
@@ -127,6 +138,14 @@ class SpaceSections(Section):
     apfi: Annotated[Optional[dict[Name, Values]], Field(description="apfi keys -> lists of values")] = None
 
 
+class Pruning(Section):
+    """Stopping trials that are clearly behind (Optuna's median rule, :mod:`pipeline.tuning.study`)."""
+
+    enabled: Flag = True
+    warmup: NonNegativeInt = Field(5, description="an integer >= 0: validations a trial reports before it may be pruned")
+    startup_trials: NonNegativeInt = Field(4, description="an integer >= 0: trials completed before any is pruned")
+
+
 class Tune(Section):
     """Hyper-parameter selection on validation (:mod:`pipeline.tuning`)."""
 
@@ -138,6 +157,7 @@ class Tune(Section):
     inherit: Annotated[dict[Name, Name], Field(description="a mapping of model -> the model whose study it uses")] = {}
     spaces: Annotated[dict[Name, SpaceSections], Field(description="a mapping of model -> its search space")] = {}
     sweeps: Annotated[dict[Name, SpaceSections], Field(description="a mapping of model -> keys swept one at a time after its search")] = {}
+    pruning: Pruning = Pruning()
 
 
 class Repro(Section):
@@ -162,10 +182,19 @@ class Params(Section):
     apfi: Optional[APFI] = None
     train: Optional[Train] = None
     evaluate: Optional[Evaluate] = None
-    models: Optional[ModelsSection] = None  # type: ignore[valid-type]
+    models: Optional[dict[Name, ModelEntry]] = None
     report: Optional[Report] = None
     tune: Optional[Tune] = None
     repro: Optional[Repro] = None
+
+    def dataset(self, name: str) -> Any:
+        """The ``datasets.<name>`` entry, or one line naming the known datasets."""
+        entries = self.datasets or {}
+        if name not in entries:
+            hint = closest(name, entries)
+            raise UserError(f"params.yaml: unknown dataset {name!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+                            + f" (datasets: {', '.join(entries) or 'none'})")
+        return entries[name]
 
 
 REQUIRED = ("run", "datasets", "synth", "ingest", "features", "neighbors", "pst", "apfi", "train", "evaluate", "models", "report",

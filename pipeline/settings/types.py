@@ -11,13 +11,14 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, Iterable, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WrapSerializer, WrapValidator
 
 
 class Section(BaseModel):
-    """A mapping of params.yaml: unknown keys are errors, values are not coerced."""
+    """A mapping of params.yaml: unknown keys are errors, values are not coerced; a validated
+    section is read-only (the one typed settings object, passed around as it is)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 def closest(name: str, choices: Iterable[str]) -> str | None:
@@ -67,3 +68,29 @@ def _column(value: Any) -> Any:
 
 
 Column = Annotated[Any, AfterValidator(_column), Field(description="a column name or a 1-based position")]
+
+
+#: the value of a key chosen on validation by its model's study (``tune.spaces``), see :func:`auto_or`
+AUTO = "auto"
+
+
+def _pass_auto(value: Any, handler: Any) -> Any:
+    return value if value == AUTO else handler(value)
+
+
+def _dump_auto(value: Any, handler: Any) -> Any:
+    return value if value == AUTO else handler(value)
+
+
+def auto_or(kind: Any, description: str | None = None) -> Any:
+    """``kind`` or the word ``auto``: a value selected on validation by the study that searches the
+    key (``tune.spaces``; with ``tune.enabled: false``, the model's default). An error about any
+    other value is the one ``kind`` gives, naming the key as usual."""
+    description = description or next(
+        (m.description for m in getattr(kind, "__metadata__", ()) if getattr(m, "description", None)), "a value")
+    return Annotated[kind, WrapValidator(_pass_auto), WrapSerializer(_dump_auto),
+                     Field(description=f"{description}, or auto (selected on validation)")]
+
+
+def is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value == AUTO

@@ -17,29 +17,13 @@ from pydantic import BaseModel, ValidationError
 
 from pipeline.errors import UserError
 from pipeline.settings.messages import one_line
-from pipeline.settings.sections import REQUIRED, Params
+from pipeline.settings.sections import REQUIRED, Params, Run
 from pipeline.settings.types import closest
 
 #: metrics the report always reads (pipeline.report.benchmark.ABLATION_METRICS)
 REPORT_METRICS = ("recall@20", "ndcg@20")
-RUN_MODELS = ("models_cf", "models_mm", "models_sga", "models_pst", "models_apfi", "models_signed")
-
-
-def group_of(inputs: frozenset[str]) -> str:
-    """The training group (run.models_<group>, dvc.yaml train_<group>) of a model reading ``inputs``."""
-    if {"thresholds", "pseudo"} <= inputs:
-        return "models_signed"
-    if "pseudo" in inputs:
-        return "models_apfi"
-    if "thresholds" in inputs:
-        return "models_pst"
-    if "delta" in inputs:
-        return "models_sga"
-    return "models_mm" if inputs & {"features", "knn"} else "models_cf"
-
-
-#: the groups whose models use SiMGR's study (dvc.yaml: tuning/<ds>/simgr/selected.json; models_signed too, but simgr owns it)
-INHERITING = ("models_sga", "models_pst", "models_apfi")
+#: the run lists of the training groups (what each group reads: pipeline.run.groups)
+RUN_MODELS = tuple(key for key in Run.model_fields if key.startswith("models_"))
 
 Problem = tuple[str, str]
 
@@ -87,49 +71,10 @@ def _duplicates(params: dict[str, Any]) -> Iterator[Problem]:
         yield "run", f"model {repeated[0]!r} is listed twice in the run.models_* groups (one training stage per run)"
 
 
-def _groups(params: dict[str, Any]) -> Iterator[Problem]:
-    """Each model sits in the training group whose stage declares what it reads; the signed groups
-    need SiMGR's study (the graph stage reads its selection) and use it (tune.inherit)."""
-    run, models, tune = _section(params, "run"), params.get("models"), _section(params, "tune")
-    if not isinstance(models, dict):
-        return
-    from pipeline.errors import UserError as _UserError
-    from pipeline.models.registry import model_class, resolve_config
-
-    for key in RUN_MODELS:
-        for j, name in enumerate(run.get(key) or []):
-            if name not in models:
-                continue
-            try:
-                kind, cfg = resolve_config(name, models)
-                inputs = model_class(kind).inputs(cfg)
-            except _UserError:
-                continue
-            if group_of(inputs) != key:
-                yield f"run.{key}[{j}]", (f"{name!r} reads {sorted(inputs) or 'interactions only'}: it belongs in run.{group_of(inputs)} "
-                                          "(each group's training stage declares what its models read)")
-            if key in INHERITING or (key == "models_signed" and name != "simgr"):
-                if (tune.get("inherit") or {}).get(name) != "simgr":
-                    yield f"tune.inherit.{name}", f"missing: {name!r} in run.{key} uses SiMGR's study (add {name}: simgr)"
-
-
-def _simgr_variants(params: dict[str, Any]) -> Iterator[Problem]:
-    models = params.get("models")
-    if not isinstance(models, dict):
-        return
-    for name, entry in models.items():
-        entry = entry or {}
-        kind = entry.get("variant_of", name)
-        if kind != "simgr":
-            continue
-        merged = {**(models.get("simgr") or {}), **entry} if name != "simgr" else entry
-        if merged.get("sga") is False and (merged.get("pst") or merged.get("apfi")):
-            yield f"models.{name}", "pst / apfi true need sga: true (they shape the signed graphs A+, A-)"
-
-
 def _graph(params: dict[str, Any]) -> Iterator[Problem]:
     apfi, neighbors = _section(params, "apfi"), _section(params, "neighbors")
-    if apfi.get("enabled", True) and "q" in apfi and "candidates" in neighbors and neighbors["candidates"] < apfi["q"]:
+    q = apfi.get("q")
+    if apfi.get("enabled", True) and isinstance(q, int) and "candidates" in neighbors and neighbors["candidates"] < q:
         yield "neighbors.candidates", (f"{neighbors['candidates']} is below apfi.q = {apfi['q']} "
                                        "(APFI picks Q items from each candidate list; use at least Q plus some slack)")
     ingest = _section(params, "ingest")
@@ -157,67 +102,49 @@ def _synthetic(params: dict[str, Any]) -> Iterator[Problem]:
 
 
 def _item_features(params: dict[str, Any]) -> Iterator[Problem]:
-    """A dataset whose entry names no item text or images has no features: only models_cf train on it."""
-    datasets, run = params.get("datasets") or {}, _section(params, "run")
-    for name, entry in datasets.items():
+    """An item table gives item text only through named text columns."""
+    for name, entry in (params.get("datasets") or {}).items():
         if entry.get("items") and not (entry.get("items_text") or entry.get("items_flags_as_categories")):
             yield f"datasets.{name}.items", "an item table without items_text (or items_flags_as_categories) gives no item text"
-    needing = [(key, run.get(key)) for key in RUN_MODELS[1:] if run.get(key)]
-    for name in run.get("datasets") or []:
-        entry = datasets.get(name) or {}
-        featureless = entry.get("format") in ("generic", "amazon2014", "amazon2018") and not any(
-            entry.get(k) for k in ("items", "meta", "images"))
-        if featureless and needing:
-            key, models = needing[0]
-            yield f"run.{key}", (f"{models} need item features, but datasets.{name} names no item table, metadata or images "
-                                 "(add items + items_text, or leave run.models_mm and run.models_signed empty)")
 
 
 def _studies(params: dict[str, Any]) -> Iterator[Problem]:
-    """Every model with its own study (dvc.yaml tune_cf / tune_mm / tune_signed) has a search space entry
-    (DVC tracks tune.spaces.<model> per study; {} means no search), with keys its model reads."""
+    """Every model with its own study (dvc.yaml tune_cf / tune_mm / tune_simgr) has a search space entry
+    (the study reads tune.spaces.<model>; {} means no search); an inheriting model names a study."""
     run, tune, models = _section(params, "run"), _section(params, "tune"), params.get("models")
     if not tune:
         return
     spaces = tune.get("spaces") or {}
-    for key in ("models_cf", "models_mm"):
+    for key in ("models_cf", "models_mm", "models_base"):
         for name in run.get(key) or []:
             if name not in spaces:
                 yield f"tune.spaces.{name}", f"missing: {name!r} in run.{key} has a study (give it a search space, or {{}} for none)"
     if "simgr" not in spaces:
         yield "tune.spaces.simgr", "missing: SiMGR's study runs for every dataset (the graph stage reads its selection); {} for none"
-    for name, space in spaces.items():
-        own = ((space or {}).get("model") or {}) if isinstance(space, dict) else {}
-        entry = (models or {}).get(name) if isinstance(models, dict) else None
-        if isinstance(models, dict) and entry is None:
+    for name in spaces:
+        if isinstance(models, dict) and name not in models:
             yield f"tune.spaces.{name}", f"{name!r} has no entry in models"
-            continue
-        if entry is not None and own:
-            from pipeline.models.registry import resolve_config
-
-            keys = set(resolve_config(name, models)[1])
-            for k in own:
-                if k not in keys:
-                    hint = closest(k, keys)
-                    yield f"tune.spaces.{name}.model.{k}", f"not a key of models.{name}" + (f" (did you mean {hint!r}?)" if hint else "")
     for name, owner in (tune.get("inherit") or {}).items():
         if owner not in spaces:
             yield f"tune.inherit.{name}", f"{owner!r} has no study (no tune.spaces.{owner})"
 
 
 CHECKS: tuple[Callable[[dict[str, Any]], Iterator[Problem]], ...] = (
-    _references, _duplicates, _simgr_variants, _groups, _studies, _graph, _metrics, _synthetic, _item_features,
+    _references, _duplicates, _studies, _graph, _metrics, _synthetic, _item_features,
 )
 
 
-def validate_params(params: dict[str, Any], source: str = "params.yaml", *, complete: bool = False) -> None:
-    """Raise a one-line :class:`UserError` at the first problem of ``params`` (the parsed file)."""
+def validate_params(params: dict[str, Any], source: str = "params.yaml", *, complete: bool = False) -> Params | None:
+    """The typed :class:`Params` of ``params`` (the parsed file), or a one-line :class:`UserError` at its
+    first problem (None for a partial mapping, ``complete=False``, that lacks required keys). The models' own keys
+    are checked by :mod:`pipeline.run.models` (above the models)."""
     try:
-        Params.model_validate(params)
+        typed = Params.model_validate(params)
     except ValidationError as exc:
         errors = [e for e in exc.errors() if complete or e["type"] != "missing"]
         if errors:
             raise UserError(one_line(errors, Params, lambda key: f"{source}: {key}")) from None
+        typed = None  # a partial mapping (complete=False): checked, but not a whole Params
     if complete:
         missing = [name for name in REQUIRED if name not in params]
         if missing:
@@ -225,6 +152,7 @@ def validate_params(params: dict[str, Any], source: str = "params.yaml", *, comp
     for check in CHECKS:
         for key, what in check(params):
             raise UserError(f"{source}: {key}: {what}")
+    return typed
 
 
 def validate_section(schema: type[BaseModel], values: dict[str, Any], label: Callable[[str], str]) -> None:
@@ -236,7 +164,11 @@ def validate_section(schema: type[BaseModel], values: dict[str, Any], label: Cal
         raise UserError(one_line(exc.errors(), schema, label)) from None
 
 
-def summary(params: dict[str, Any], source: str = "params.yaml") -> str:
-    """What ``simgr check`` prints for valid params."""
-    return (f"{source}: valid ({len(params)} sections, {len(params.get('datasets') or {})} datasets, "
-            f"{len(params.get('models') or {})} models)")
+def summary(params: Params | dict[str, Any], source: str = "params.yaml") -> str:
+    """What ``simgr check`` prints for valid params (the typed object or the parsed mapping)."""
+    if isinstance(params, Params):
+        sections = sum(getattr(params, name) is not None for name in Params.model_fields)
+        datasets, models = params.datasets or {}, params.models or {}
+    else:
+        sections, datasets, models = len(params), params.get("datasets") or {}, params.get("models") or {}
+    return f"{source}: valid ({sections} sections, {len(datasets)} datasets, {len(models)} models)"

@@ -73,7 +73,12 @@ def set_rng_state(state: dict[str, Any], gen: torch.Generator) -> None:
 
 def load(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any]:
     """The checkpoint at ``path``, refused (UserError) when written with another fingerprint."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated or not a checkpoint
+        raise UserError(f"{path}: not a readable checkpoint ({exc.__class__.__name__}); rerun without --resume to start over") from None
+    if not isinstance(ckpt, dict):
+        raise UserError(f"{path}: not a checkpoint of this pipeline; rerun without --resume to start over")
     if ckpt.get("fingerprint") != fingerprint:
         raise UserError(
             f"{path}: checkpoint was written with other settings, seed or model config; rerun without --resume to start over"

@@ -8,16 +8,26 @@ import numpy as np
 
 
 class Live:
-    """dvclive logging into ``log_dir`` (no dvc.yaml, no experiment); a no-op without a dir."""
+    """dvclive logging into ``log_dir`` (no dvc.yaml, no experiment); a no-op without a dir.
+
+    Only the files: dvclive would otherwise open the DVC repository around it (and, in a git
+    repository without DVC, initialise one), which costs time per run and fails in a repository
+    without a commit yet ("Empty git repo"), so its repository lookup is switched off here.
+    """
 
     def __init__(self, log_dir: Path | None, resume: bool):
         self.live = None
         if log_dir is None:
             return
+        import dvclive.live
         from dvclive import Live as DvcLive
 
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.live = DvcLive(str(log_dir), dvcyaml=False, save_dvc_exp=False, report=None, resume=resume)
+        lookup, dvclive.live.get_dvc_repo = dvclive.live.get_dvc_repo, lambda: None
+        try:
+            self.live = DvcLive(str(log_dir), dvcyaml=False, save_dvc_exp=False, report=None, resume=resume)
+        finally:
+            dvclive.live.get_dvc_repo = lookup
 
     def log(self, epoch: int, metrics: dict[str, float]) -> None:
         if self.live is None:

@@ -26,10 +26,9 @@ is not a DVC output.
 from __future__ import annotations
 
 import random
-import re
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -37,13 +36,14 @@ import numpy as np
 import torch
 
 from pipeline.data import TrainData
-from pipeline.device import resolve_device
+from pipeline.device import resolve_device, set_deterministic
 from pipeline.errors import UserError
-from pipeline.evaluation.metrics import METRICS
 from pipeline.evaluation.ranking import EvalSets, evaluate
+from pipeline.jsonio import write_json
 from pipeline.log import get_logger, progress
 from pipeline.models.base import Recommender
-from pipeline.params import write_json
+from pipeline.settings.sections import Train
+from pipeline.settings.types import Protocol
 from pipeline.training import checkpoint
 from pipeline.training.live import Live
 from pipeline.training.sampler import NegativeSampler, epoch_batches
@@ -61,54 +61,17 @@ TIMING = "timing.json"
 STOP_REASONS = ("early_stopping", "budget", "nan_loss")
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    """The ``train`` section of params.yaml plus the evaluation protocol used for validation."""
+class TrainSettings(Train):
+    """The ``train`` section of params.yaml (its schema, its defaults) plus the evaluation protocol
+    used for validation; the run set-up (:mod:`pipeline.run`) applies a model's overrides and
+    selected values before a run."""
 
-    max_validations: int = 1000
-    patience: int = 20
-    valid_every_steps: int = 50
-    threads: int = 1  # torch threads of a run (0: torch's default, all cores); part of what makes its bytes
-    lr: float = 1e-3
-    batch_size: int = 2048
-    emb_dim: int = 64
-    eval_batch_size: int = 4096
-    valid_metric: str = "recall@20"
-    protocol: str = "mmrec"
-    device: str = "auto"
-    ks: tuple[int, ...] = (10, 20, 50)
+    protocol: Protocol = "mmrec"
 
-    def __post_init__(self) -> None:
-        m = re.fullmatch(r"([a-z]+)@(\d+)", str(self.valid_metric))
-        if not m or m.group(1) not in METRICS or int(m.group(2)) < 1:
-            raise UserError(
-                f"params.yaml: train.valid_metric must look like <metric>@<k> with metric in {list(METRICS)}, got {self.valid_metric!r}"
-            )
-        for key in ("max_validations", "valid_every_steps", "batch_size", "emb_dim", "eval_batch_size"):
-            if int(getattr(self, key)) < 1:
-                raise UserError(f"params.yaml: train.{key} must be a positive integer, got {getattr(self, key)!r}")
-        if int(self.patience) < 0:
-            raise UserError(f"params.yaml: train.patience must be >= 0, got {self.patience!r}")
-        if int(self.threads) < 0:
-            raise UserError(f"params.yaml: train.threads must be >= 0 (0 = all cores), got {self.threads!r}")
-        if not float(self.lr) > 0:
-            raise UserError(f"params.yaml: train.lr must be positive, got {self.lr!r}")
-        k = int(m.group(2))
-        if k not in self.ks:
-            object.__setattr__(self, "ks", tuple(sorted({*self.ks, k})))
-
-    @staticmethod
-    def from_params(params: dict[str, Any]) -> "TrainSettings":
-        """From the whole params.yaml mapping (sections ``train`` and ``evaluate.protocol``)."""
-        train = params.get("train")
-        if not isinstance(train, dict):
-            raise UserError("params.yaml: missing section 'train'")
-        known = {f for f in TrainSettings.__dataclass_fields__ if f not in ("protocol", "ks")}
-        unknown = sorted(set(train) - known)
-        if unknown:
-            raise UserError(f"params.yaml: unknown key(s) {unknown} in 'train' (known: {sorted(known)})")
-        protocol = (params.get("evaluate") or {}).get("protocol", "mmrec")
-        return TrainSettings(**train, protocol=protocol)
+    @property
+    def ks(self) -> tuple[int, ...]:
+        """The cut-offs of each validation: 10, 20, 50 and the ``valid_metric``'s."""
+        return tuple(sorted({10, 20, 50, int(self.valid_metric.split("@")[1])}))
 
 
 @dataclass
@@ -133,11 +96,11 @@ def seed_everything(seed: int) -> None:
 def deterministic(device: torch.device) -> Iterator[None]:
     """Deterministic kernels while training on CPU (CUDA sparse kernels have none); restored after."""
     before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(device.type == "cpu")
+    set_deterministic(device.type == "cpu")
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(before)
+        set_deterministic(before)
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -155,10 +118,9 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 def _fingerprint(settings: TrainSettings, seed: int, model: Recommender) -> dict[str, Any]:
     """What must not change between an interrupted run and its resumption (the budget may grow)."""
-    s = asdict(settings)
-    s.pop("max_validations")
-    s["ks"] = list(s["ks"])
-    return {"settings": s, "seed": int(seed), "model": model.name, "cfg": {k: repr(v) for k, v in sorted(model.cfg.items())}}
+    s = settings.model_dump(exclude={"max_validations"})
+    s["ks"] = list(settings.ks)
+    return {"settings": s, "seed": int(seed), "model": model.run_name, "cfg": {k: repr(v) for k, v in sorted(model.hp)}}
 
 
 def train_epoch(
@@ -206,12 +168,18 @@ def fit(
     out_dir: str | Path | None = None,
     log_dir: str | Path | None = None,
     resume: bool = False,
+    setup: dict[str, Any] | None = None,
+    on_validation: Callable[[int, float], None] | None = None,
 ) -> FitResult:
     """Train the model ``build(device)`` returns on ``data``; early stopping on validation.
 
     ``build`` is called after seeding, so initialisation is reproducible. With ``out_dir`` the
     checkpoint, best model, embeddings and history are written there; with ``resume=True`` and a
     checkpoint in ``out_dir``, training continues from it (same settings and seed required).
+    ``setup`` (the values the run uses and their sources, :meth:`pipeline.run.setup.RunSpec.describe`)
+    goes into history.json as it is. ``on_validation(index, score)`` is called after each validation
+    (0-based index, the ``valid_metric`` score); a study's pruner reports through it and stops the run
+    by raising.
     """
     device = torch.device(resolve_device(settings.device, "train.device"))
     if settings.threads:
@@ -223,7 +191,7 @@ def fit(
     if len(data.train) == 0:
         raise UserError(f"{data.name}: no training interactions; nothing to train on")
     with deterministic(device):
-        return _fit(build, data, settings, int(seed), device, out, logs, resume)
+        return _fit(build, data, settings, int(seed), device, out, logs, resume, setup, on_validation)
 
 
 @dataclass
@@ -255,7 +223,7 @@ def _resume(ckpt_path: Path | None, out: Path | None, fingerprint: dict, model, 
     run = _Run(EarlyStopping.from_state(patience, ckpt["run"]["stopping"]), ckpt["run"]["epoch"], ckpt["run"]["curve"],
                ckpt["run"]["stop_reason"])
     best = torch.load(out / BEST, map_location="cpu", weights_only=True)
-    log.info("resuming %s from %s after epoch %d (best %.4f at epoch %d)", model.name, ckpt_path, run.epoch,
+    log.info("resuming %s from %s after epoch %d (best %.4f at epoch %d)", model.run_name, ckpt_path, run.epoch,
              run.stopping.best_score, run.stopping.best_epoch)
     return run, best
 
@@ -269,6 +237,8 @@ def _fit(
     out: Path | None,
     logs: Path | None,
     resume: bool,
+    setup: dict[str, Any] | None = None,
+    on_validation: Callable[[int, float], None] | None = None,
 ) -> FitResult:
     seed_everything(seed)
     model = build(device)
@@ -288,7 +258,7 @@ def _fit(
     if resume:
         run, best_state = _resume(ckpt_path, out, fingerprint, model, opt, gen, settings.patience)
         if best_state is None:
-            log.info("no checkpoint in %s: training %s from scratch", out, model.name)
+            log.info("no checkpoint in %s: training %s from scratch", out, model.run_name)
     else:
         run, best_state = _Run(EarlyStopping(settings.patience)), None
     if run.stop_reason == "budget" and run.epoch < max_epochs:
@@ -298,7 +268,7 @@ def _fit(
     log.info(
         "training %s on %s (%s): %d users, %d items, %d training pairs, batch %d (%d steps per epoch), "
         "validation every %d epoch(s), patience %d validations, at most %d validations, device %s",
-        model.name, data.name, ", ".join(f"{k}={v}" for k, v in model.cfg.items()), data.n_users, data.n_items,
+        model.run_name, data.name, ", ".join(f"{k}={v}" for k, v in model.hp), data.n_users, data.n_items,
         len(data.train), settings.batch_size, steps, every, settings.patience, settings.max_validations, device,
     )
     epoch_seconds: list[float] = []
@@ -311,7 +281,7 @@ def _fit(
         if not all(np.isfinite(v) for v in loss.values()):
             log.error("epoch %d: loss is not finite (%s); stopping and keeping the best validation so far", epoch, loss)
             if best_state is None:
-                raise UserError(f"training {model.name}: loss became NaN/inf in epoch {epoch}; lower train.lr or the model's reg")
+                raise UserError(f"training {model.run_name}: loss became NaN/inf in epoch {epoch}; lower train.lr or the model's reg")
             run.stop_reason = "nan_loss"
             break
         run.losses.append(loss)
@@ -340,15 +310,18 @@ def _fit(
         log.info("epoch %d: loss %.4f (%s), valid %s %.4f (best %.4f @ %d), %.2f s", epoch, sum(loss.values()),
                  ", ".join(f"{k} {v:.4g}" for k, v in loss.items()), settings.valid_metric, score,
                  run.stopping.best_score, run.stopping.best_epoch, seconds)
+        if on_validation is not None:
+            on_validation(len(run.curve) - 1, score)
     live.end()
     train_seconds = time.perf_counter() - t_start
     if best_state is None:
-        raise UserError(f"training {model.name}: no validation was run (train.max_validations = {settings.max_validations})")
-    return _finish(model, best_state, run, settings, every, steps, device, out, logs, train_seconds, epoch_seconds, resumed_from)
+        raise UserError(f"training {model.run_name}: no validation was run (train.max_validations = {settings.max_validations})")
+    return _finish(model, best_state, run, settings, every, steps, device, out, logs, train_seconds, epoch_seconds, resumed_from,
+                   setup)
 
 
 def _finish(model, best_state, run: _Run, settings: TrainSettings, every: int, steps: int, device, out, logs,
-            train_seconds: float, epoch_seconds: list[float], resumed_from: int | None) -> FitResult:
+            train_seconds: float, epoch_seconds: list[float], resumed_from: int | None, setup: dict[str, Any] | None) -> FitResult:
     """Load the best weights, export the embeddings and write history.json and timing.json."""
     model.load_state_dict(best_state)
     model.eval()
@@ -368,6 +341,7 @@ def _finish(model, best_state, run: _Run, settings: TrainSettings, every: int, s
         "stopped_early": run.stop_reason == "early_stopping",
         "stop_reason": run.stop_reason,
         "valid": best_row["valid"],
+        **({"setup": setup} if setup is not None else {}),
         "curve": run.curve,
     }
     timing = {
@@ -383,7 +357,7 @@ def _finish(model, best_state, run: _Run, settings: TrainSettings, every: int, s
         write_json(history, out / HISTORY)
     if logs is not None:
         write_json(timing, logs / TIMING)
-    log.info("%s: best epoch %d of %d (%s, %d validations), valid %s %.4f; %.1f s (%.3f s/epoch)", model.name, best,
+    log.info("%s: best epoch %d of %d (%s, %d validations), valid %s %.4f; %.1f s (%.3f s/epoch)", model.run_name, best,
              run.epoch, run.stop_reason, len(run.curve), settings.valid_metric, run.stopping.best_score, train_seconds,
              timing["epoch_seconds"] or 0.0)
     return FitResult(model, user_emb, item_emb, history, timing)

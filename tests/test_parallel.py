@@ -1,0 +1,39 @@
+"""Stage commands side by side (pipeline.repro.parallel): a stage run in a forked process behaves as
+`python -m stages.<name>` does: the same exit status and output, in its log file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import UserError
+from pipeline.repro import parallel
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_this_checkout_runs_stages_forked_and_another_as_a_subprocess(tmp_path):
+    assert parallel._imports_from(ROOT)
+    assert not parallel._imports_from(tmp_path)
+
+
+@pytest.mark.parametrize("forked", [True, False])
+def test_a_stage_gives_the_same_status_and_output_forked_or_as_a_subprocess(tmp_path, monkeypatch, forked):
+    monkeypatch.setattr(parallel, "_imports_from", lambda repo: forked)
+    fails = tmp_path / "fails.log"
+    code = parallel._run([sys.executable, "-m", "stages.train", "magazine", "mf", "x"], ROOT, fails)
+    assert code == 2
+    assert fails.read_text().strip().splitlines()[-1] == "error: train: seed must be an integer, got 'x'"
+    helps = tmp_path / "help.log"
+    assert parallel._run([sys.executable, "-m", "stages.cli", "--help"], ROOT, helps) == 0
+    assert "run-all" in helps.read_text()
+
+
+def test_run_parallel_names_the_failed_run_and_its_log(tmp_path):
+    commands = {"ok": [sys.executable, "-m", "stages.cli", "--help"],
+                "bad": [sys.executable, "-m", "stages.train", "magazine", "mf", "x"]}
+    with pytest.raises(UserError, match=rf"^bad: .* failed with exit status 2 \(see {tmp_path}/bad.log\)$"):
+        parallel.run_parallel(commands, 2, ROOT, tmp_path)
+    assert "Usage" in (tmp_path / "ok.log").read_text()

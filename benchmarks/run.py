@@ -10,7 +10,7 @@
    ``params.yaml`` = the repository's with one dataset ``bench``);
 2. runs the stages ingest, features, neighbors, graph there (``stages.<name>.main``), and times
    the neighbors stage's kNN search alone on the image vectors (step ``knn``);
-3. for each model of ``pipeline.models.registry.MODEL_CLASSES``: ``--epochs`` training epochs and
+3. for each model of ``pipeline.models.registry.model_classes()``: ``--epochs`` training epochs and
    one full evaluation pass (valid + test), each timed; ``--fit simgr`` also times the train
    stage's complete run (early stopping as configured);
 4. writes ``<out>/<machine>.json`` (results of every scale measured so far, merged) and
@@ -54,9 +54,9 @@ def scaled(scale: float) -> dict[str, int]:
 
 
 def default_models() -> list[str]:
-    from pipeline.models.registry import MODEL_CLASSES
+    from pipeline.models.registry import model_classes
 
-    return list(MODEL_CLASSES)
+    return list(model_classes())
 
 
 def machine_name(device: str) -> str:

@@ -37,3 +37,22 @@ def test_run_parallel_names_the_failed_run_and_its_log(tmp_path):
     with pytest.raises(UserError, match=rf"^bad: .* failed with exit status 2 \(see {tmp_path}/bad.log\)$"):
         parallel.run_parallel(commands, 2, ROOT, tmp_path)
     assert "Usage" in (tmp_path / "ok.log").read_text()
+
+
+def test_run_all_goes_smallest_dataset_first_by_counted_interactions(tmp_path):
+    import json
+
+    from types import SimpleNamespace
+
+    from pipeline.repro.runall import dataset_order
+
+    sources = {"big": "big.gz", "small": "small.gz", "raw_only": "raw.gz", "absent": "none.gz"}
+    params = SimpleNamespace(run=SimpleNamespace(datasets=list(sources)),  # what dataset_order reads of Params
+                             dataset=lambda name: SimpleNamespace(reviews=sources[name]))
+    for name, n, size in (("big", 9000, 10), ("small", 2027, 10_000)):
+        (tmp_path / "data" / name / "ingest").mkdir(parents=True)
+        (tmp_path / "data" / name / "ingest" / "stats.json").write_text(json.dumps({"n_interactions": n}))
+        (tmp_path / sources[name]).write_bytes(b"x" * size)
+    (tmp_path / "raw.gz").write_bytes(b"x" * 5)
+    # counted datasets first (by their interactions, not their compressed size), then by file size, a missing file last
+    assert dataset_order(params, tmp_path) == ["small", "big", "raw_only", "absent"]

@@ -93,6 +93,7 @@ RULES: tuple[Rule, ...] = (
     Rule("data/*/graph/edges.parquet", "represented", "through its fingerprint", "data/{ds}/graph/fingerprint.parquet"),
     Rule("data/*/graph/fingerprint.parquet", "ties", f"observed exact, pseudo equal up to ties (margin <= {SCORE_TOL:g})"),
     Rule("data/*/graph/graph.json", "exact", "committed JSON values but pseudo-edge counts"),
+    Rule("tuning/inputs", "exact", "md5 in dvc.lock"),  # what each study reads of params.yaml (the check stage)
     Rule("tuning/*", "trusted", "taken from the commit: studies are not rebuilt (hours of trials)"),
     Rule("models/*", "derived", "weights: covered by the metrics band"),
     Rule("eval/*", "derived", "rankings: covered by the metrics band"),

@@ -21,6 +21,7 @@ from pipeline.settings.sections import Ingest
 from pipeline.ingest.image_features import iter_asins, read_image_features, write_image_features
 from pipeline.schemas import read_table
 from stages.cli import app
+from oracles import k_core
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).parent / "fixtures" / "ingest"
@@ -35,20 +36,7 @@ def _independent_5core(path: Path) -> set[tuple[str, str]]:
             if line.strip():
                 rec = json.loads(line)
                 pairs.add((rec["reviewerID"], rec["asin"]))
-    return _iterate_5core(pairs)
-
-
-def _iterate_5core(pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    while True:
-        deg_u: dict[str, int] = {}
-        deg_i: dict[str, int] = {}
-        for u, i in pairs:
-            deg_u[u] = deg_u.get(u, 0) + 1
-            deg_i[i] = deg_i.get(i, 0) + 1
-        kept = {(u, i) for u, i in pairs if deg_u[u] >= 5 and deg_i[i] >= 5}
-        if kept == pairs:
-            return pairs
-        pairs = kept
+    return k_core(pairs)
 
 
 def test_cli_on_real_magazine_matches_an_independent_5core(tmp_path):
@@ -186,7 +174,7 @@ def test_movielens_params_entry_reads_through_the_generic_path(tmp_path, monkeyp
     source = load_params().dataset("movielens").model_dump(exclude_none=True)
     stats = ingest(source, Ingest(kcore=5), tmp_path)
     with open(ROOT / "data" / "raw" / "movielens" / "u.data") as fh:
-        expected = _iterate_5core({tuple(line.split("\t")[:2]) for line in fh})
+        expected = k_core({tuple(line.split("\t")[:2]) for line in fh})
     assert (stats["n_users"], stats["n_items"], stats["n_interactions"]) == (
         len({u for u, _ in expected}), len({i for _, i in expected}), len(expected))
     items = read_table(tmp_path / "items.parquet", "items")

@@ -14,6 +14,8 @@ import pytest
 import yaml
 from PIL import Image, ImageDraw
 
+from oracles import k_core
+
 ROOT = Path(__file__).resolve().parents[1]
 THEMES = {
     "jazz": ["saxophone", "trumpet", "swing", "bebop", "ballads"],
@@ -89,18 +91,6 @@ def own_params(root: Path, with_items: bool = True, with_images: bool = False) -
     return params
 
 
-def _five_core(pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    while True:
-        deg_u, deg_i = {}, {}
-        for u, i in pairs:
-            deg_u[u] = deg_u.get(u, 0) + 1
-            deg_i[i] = deg_i.get(i, 0) + 1
-        kept = {(u, i) for u, i in pairs if deg_u[u] >= 5 and deg_i[i] >= 5}
-        if kept == pairs:
-            return pairs
-        pairs = kept
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("with_items, with_images", [(True, False), (False, False), (True, True)],
                          ids=["ratings+items", "ratings-only", "ratings+items+images"])
@@ -118,7 +108,7 @@ def test_own_ratings_csv_to_the_report(tmp_path, monkeypatch, capsys, with_items
     download.main("mine")
     ingest.main("mine")
     stats = json.loads(Path("data/mine/ingest/stats.json").read_text())
-    expected = _five_core(pairs)
+    expected = k_core(pairs)
     assert (stats["format"], stats["n_interactions"], stats["n_users"], stats["n_items"]) == (
         "generic", len(expected), len({u for u, _ in expected}), len({i for _, i in expected}))
     assert stats["items"]["without_meta"] == (0 if with_items else stats["n_items"])

@@ -108,7 +108,10 @@ def nce_seconds(data: TrainData, batches: int, tau: float = 0.2) -> float:
     anchor = torch.randn(min(BATCH, data.n_users), EMB, generator=gen, requires_grad=True)
 
     def batch() -> None:
-        loss = (torch.logsumexp(anchor @ cand_u.T / tau, dim=1).sum() + torch.logsumexp(anchor @ cand_i.T / tau, dim=1).sum())
+        # cosines, as the model's (raw dot products of random rows would put exp() in the denormal range)
+        a = torch.nn.functional.normalize(anchor, dim=-1)
+        u, i = torch.nn.functional.normalize(cand_u, dim=-1), torch.nn.functional.normalize(cand_i, dim=-1)
+        loss = torch.logsumexp(a @ u.T / tau, dim=1).sum() + torch.logsumexp(a @ i.T / tau, dim=1).sum()
         loss.backward()
 
     batch()
@@ -131,7 +134,7 @@ def markdown(result: dict[str, Any]) -> str:
         parts = " + ".join(f"{k} {v:.2f}" for k, v in floor.items()) or "-"
         target = TARGETS.get(name)
         lines.append(f"| {name} | {e:.2f} | {e / lg:.1f}x | {f'<= {target:.0f}x' if target else '-'} | {parts} | "
-                     f"{(total / lg) if floor else 0:.1f}x | {('yes' if total / lg <= target else 'no') if target else '-'} |")
+                     f"{f'{total / lg:.1f}x' if floor else '-'} | {('yes' if total / lg <= target else 'no') if target else '-'} |")
     lines += ["", "The floor counts only the dense products named in the module docstring, not the sparse propagations, "
               "the signed branches or Python; a model cannot be faster than its floor on this machine without computing "
               "something else (fewer feature columns, a lower precision, a GPU)."]

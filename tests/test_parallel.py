@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from dvc_cli import dvc
 from pipeline.errors import UserError
 from pipeline.repro import parallel
 
@@ -61,14 +61,11 @@ def test_run_all_goes_smallest_dataset_first_by_counted_interactions(tmp_path):
     assert dataset_order(params, tmp_path) == ["small", "big", "raw_only", "absent"]
 
 
-def _dvc(cwd: Path, *args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
-
 
 def _project(root: Path) -> Path:
     """A DVC project (no git) of three stages whose commands have been run by hand, as train-all runs them."""
     root.mkdir()
-    _dvc(root, "init", "--no-scm", "-q")
+    dvc(root, "init", "--no-scm", "-q")
     (root / "params.yaml").write_text("k: 1\n")
     (root / "in.txt").write_text("input\n")
     (root / "dvc.yaml").write_text(
@@ -82,7 +79,7 @@ def _project(root: Path) -> Path:
 
 def test_commit_stages_records_what_dvc_commit_force_records(tmp_path):
     by_cli, by_us = _project(tmp_path / "cli"), _project(tmp_path / "us")
-    _dvc(by_cli, "commit", "--force", "--quiet", "make@a", "make@c")
+    dvc(by_cli, "commit", "--force", "--quiet", "make@a", "make@c")
     parallel.commit_stages(by_us, ["make@a", "make@c"])
     assert (by_us / "dvc.lock").read_text() == (by_cli / "dvc.lock").read_text()
     assert set(yaml.safe_load((by_us / "dvc.lock").read_text())["stages"]) == {"make@a", "make@c"}
@@ -90,7 +87,7 @@ def test_commit_stages_records_what_dvc_commit_force_records(tmp_path):
     assert cached == sorted(p.relative_to(by_cli / ".dvc" / "cache").as_posix()
                             for p in (by_cli / ".dvc" / "cache").rglob("*") if p.is_file())
     assert len([c for c in cached if c.startswith("files/")]) == 2   # a.txt and c.txt, not b.txt
-    assert set(json.loads(_dvc(by_us, "status", "--json"))) == {"make@b"}
+    assert set(json.loads(dvc(by_us, "status", "--json"))) == {"make@b"}
 
 
 def test_commit_stages_names_a_stage_the_pipeline_does_not_have(tmp_path):

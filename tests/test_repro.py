@@ -12,7 +12,6 @@ import json
 import math
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import polars as pl
 import pytest
 import yaml
 
+from dvc_cli import dvc
 from pipeline.graph.apfi import decision_margins
 from pipeline.graph.signed import GraphSettings, build_signed_graph
 from pipeline.settings.sections import APFI, PST
@@ -243,9 +243,6 @@ def _git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def _dvc(cwd: Path, *args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
 
 @pytest.fixture(scope="module")
 def tiny_project(tmp_path_factory):
@@ -257,8 +254,8 @@ def tiny_project(tmp_path_factory):
     _git(root, "init", "-q")
     _git(root, "config", "user.email", "t@t")
     _git(root, "config", "user.name", "t")
-    _dvc(root, "init", "-q")
-    _dvc(root, "repro", "-q")
+    dvc(root, "init", "-q")
+    dvc(root, "repro", "-q")
     _git(root, "add", "-A")
     _git(root, "commit", "-qm", "reproduced")
     return root
@@ -266,7 +263,7 @@ def tiny_project(tmp_path_factory):
 
 def _stale(root: Path) -> list[compare.Finding]:
     lock = yaml.safe_load((root / "dvc.lock").read_text())
-    return stale_stages(json.loads(_dvc(root, "status", "--json") or "{}"), lock)
+    return stale_stages(json.loads(dvc(root, "status", "--json") or "{}"), lock)
 
 
 def test_staleness_ignores_missing_generated_inputs(tiny_project):
@@ -274,7 +271,7 @@ def test_staleness_ignores_missing_generated_inputs(tiny_project):
     (tiny_project / "trained.txt").unlink()  # a clean clone has no generated files
     shutil.rmtree(tiny_project / ".dvc" / "cache")
     assert _stale(tiny_project) == []
-    _dvc(tiny_project, "repro", "-q")
+    dvc(tiny_project, "repro", "-q")
 
 
 @pytest.mark.parametrize("change", ["model", "param"])
@@ -342,10 +339,7 @@ def test_every_output_declared_in_dvc_yaml_has_a_rule():
 def test_every_stage_of_the_committed_lock_is_a_stage_of_dvc_yaml():
     # a lock entry whose stage dvc.yaml no longer defines (a renamed or removed variant) is never
     # checked for staleness, yet the plan would rebuild it: it must be dropped with the stage
-    listed = subprocess.run(
-        [sys.executable, "-m", "dvc", "stage", "list", "--all", "--name-only"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout.split()
+    listed = dvc(ROOT, "stage", "list", "--all", "--name-only").split()
     assert listed, "dvc stage list printed nothing"
     orphans = sorted(set(LOCK["stages"]) - set(listed))
     assert not orphans, f"dvc.lock has stages dvc.yaml does not define: {orphans[:5]}"

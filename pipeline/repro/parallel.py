@@ -163,7 +163,7 @@ def train_all(repo: str | Path = ".", jobs: int = 2, dataset: str | None = None,
     run_parallel(commands, jobs, repo, repo / "logs" / "train-all", on_done=on_done)
     t0 = time.perf_counter()
     commit_stages(repo, names)
-    log.info("recorded %d training stage(s) in dvc.lock (dvc commit, %.0f s)", len(names), time.perf_counter() - t0)
+    log.info("recorded %d training stage(s) in dvc.lock (%.0f s)", len(names), time.perf_counter() - t0)
     return names
 
 

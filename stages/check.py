@@ -7,7 +7,9 @@ the checks that need the models (:mod:`pipeline.check`), prints the summary and 
 ``data/params.valid`` (constant bytes: the data stages depend on it so that DVC runs the check
 first, and rewriting it re-runs nothing downstream) and ``tuning/inputs/<model>.json``, the
 params values each study reads (:mod:`pipeline.tuning.inputs`; a study stage depends on its file,
-so it re-runs exactly when those change, never for a key it searches).
+so it re-runs exactly when those change, never for a key it searches), and ``tuning/code/<model>.json``,
+the files of ``pipeline/models`` each run model executes (:mod:`pipeline.models.fingerprint`; its
+study and training stages depend on that file, so editing one model re-runs that model alone).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from pipeline.atomic import atomic_file
 from pipeline.check import check_files, check_models
 from pipeline.jsonio import write_json
 from pipeline.log import get_logger
+from pipeline.models.fingerprint import CODE_DIR, code_file, fingerprint
+from pipeline.run.groups import run_models
+from pipeline.run.models import model_entry
 from pipeline.settings import PARAMS_FILE, Params, load_params, summary
 from pipeline.tuning.inputs import INPUTS_DIR, inputs_file, study_inputs, study_models
 from stages._main import run_stage
@@ -46,7 +51,14 @@ def main() -> None:
     for stale in INPUTS_DIR.glob("*.json"):
         if stale.stem not in models:
             stale.unlink()
-    log.info("wrote %s and the inputs of %d studies in %s", OUTPUT, len(models), INPUTS_DIR)
+    runs = sorted({m for m, _ in run_models(params)} | set(models))
+    for model in runs:
+        write_json(fingerprint(model, model_entry(params, model).cls.__module__), code_file(model))
+    for stale in CODE_DIR.glob("*.json"):
+        if stale.stem not in runs:
+            stale.unlink()
+    log.info("wrote %s, the inputs of %d studies in %s and the code of %d models in %s", OUTPUT, len(models), INPUTS_DIR,
+             len(runs), CODE_DIR)
 
 
 if __name__ == "__main__":

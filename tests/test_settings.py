@@ -4,6 +4,7 @@ expected; the schema agrees with the code that reads the params; `simgr check` a
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -204,6 +205,10 @@ def test_check_stage_output_is_constant_and_studies_read_no_value_they_search(tm
     first = (tmp_path / "data" / "params.valid").read_bytes()
     inputs = {p.name: p.read_bytes() for p in (tmp_path / "tuning" / "inputs").glob("*.json")}
     assert set(inputs) == {f"{m}.json" for m in SHIPPED["tune"]["spaces"]}
+    runs = {m for key, models in shipped["run"].items() if key.startswith("models_") for m in models}
+    code = {p.name: json.loads(p.read_text()) for p in (tmp_path / "tuning" / "code").glob("*.json")}
+    assert set(code) == {f"{m}.json" for m in runs | set(SHIPPED["tune"]["spaces"])}  # what each model runs of pipeline/models
+    assert code["base_sga.json"]["files"] == code["simgr.json"]["files"] and "pipeline/models/sga.py" not in code["mf.json"]["files"]
     changed = copy.deepcopy(shipped)
     changed["pst"]["nu"] = 0.8  # a value SiMGR's study sweeps,
     changed["models"]["simgr"]["reg"] = 1e-3  # one it searches,

@@ -15,7 +15,7 @@ from pipeline.models.base import Recommender
 from pipeline.settings.types import closest
 
 #: modules of this package that hold shared parts, not models
-HELPERS = frozenset({"base", "registry", "losses", "modality", "sga", "negatives"})
+HELPERS = frozenset({"base", "registry", "losses", "modality", "sga", "negatives", "fingerprint"})
 
 
 @cache

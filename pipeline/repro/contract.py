@@ -94,6 +94,7 @@ RULES: tuple[Rule, ...] = (
     Rule("data/*/graph/fingerprint.parquet", "ties", f"observed exact, pseudo equal up to ties (margin <= {SCORE_TOL:g})"),
     Rule("data/*/graph/graph.json", "exact", "committed JSON values but pseudo-edge counts"),
     Rule("tuning/inputs", "exact", "md5 in dvc.lock"),  # what each study reads of params.yaml (the check stage)
+    Rule("tuning/code", "exact", "md5 in dvc.lock"),  # the files of pipeline/models each model runs (the check stage)
     Rule("tuning/*", "trusted", "taken from the commit: studies are not rebuilt (hours of trials)"),
     Rule("models/*", "derived", "weights: covered by the metrics band"),
     Rule("eval/*", "derived", "rankings: covered by the metrics band"),

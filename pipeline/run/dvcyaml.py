@@ -3,8 +3,9 @@
 Each group's ``train_<group>`` stage lists exactly what its models read: the inputs of the
 group's ``reads`` (the stage outputs they come from), the selection its models use, and the
 params it reads; each study stage depends on what the study reads (``tuning/inputs/<model>.json``,
-written by the check stage) instead of on params keys. The section of dvc.yaml between the
-markers below is this module's output; ``tests/test_dvc_yaml.py`` checks it is current, and
+written by the check stage) instead of on params keys. Both depend on the files of ``pipeline/models``
+their model runs (``tuning/code/<model>.json``, also the check stage's) instead of the whole folder.
+The section of dvc.yaml between the markers below is this module's output; ``tests/test_dvc_yaml.py`` checks it is current, and
 
     python -m pipeline.run.dvcyaml
 
@@ -30,11 +31,13 @@ INPUT_DEPS = {
 }
 INGEST = ["data/{ds}/ingest/interactions.parquet", "data/{ds}/ingest/users.parquet", "data/{ds}/ingest/items.parquet"]
 #: the code a training run executes
-TRAIN_CODE = ["stages/train.py", "pipeline/run", "pipeline/training", "pipeline/models", "pipeline/data.py",
+#: the code a training run executes (of pipeline/models: the files its model runs, tuning/code/<model>.json,
+#: written by the check stage: pipeline/models/fingerprint.py)
+TRAIN_CODE = ["stages/train.py", "pipeline/run", "pipeline/training", "pipeline/data.py",
               "pipeline/graph/adjacency.py", "pipeline/evaluation", "pipeline/skipped.py"]
 SIGNED_CODE = ["pipeline/graph/signed.py", "pipeline/graph/pst.py"]  # how SiMGR's family signs edges
 #: the code a study executes (the graph is built in-process by SiMGR's)
-TUNE_CODE = ["stages/tune.py", "pipeline/tuning", "pipeline/run", "pipeline/training", "pipeline/models", "pipeline/data.py",
+TUNE_CODE = ["stages/tune.py", "pipeline/tuning", "pipeline/run", "pipeline/training", "pipeline/data.py",
              "pipeline/graph/adjacency.py", "pipeline/evaluation"]
 TUNE_GRAPH_CODE = ["pipeline/graph", "pipeline/neighbors"]
 
@@ -47,7 +50,7 @@ def train_stage(group: Group) -> str:
     ds, model = "${item.dataset}", "${item.model}"
     deps = TRAIN_CODE + (SIGNED_CODE if group.family else []) + [d.format(ds=ds) for d in INGEST]
     deps += [INPUT_DEPS[i].format(ds=ds) for i in ("features", "knn", "thresholds", "pseudo") if i in group.reads]
-    deps.append(f"tuning/{ds}/{group.study or model}/selected.json")
+    deps += [f"tuning/code/{model}.json", f"tuning/{ds}/{group.study or model}/selected.json"]
     params = ["train", "evaluate.protocol", "tune.enabled", f"models.{model}"]
     params += [f"models.{group.family}", "tune.inherit"] if group.family else []
     params += ["pst.delta"] if "delta" in group.reads else []
@@ -75,7 +78,7 @@ def tune_stage(name: str, group: Group | None) -> str:
         deps.append(f"data/{ds}/features/features.json")  # a description of the features (not their floats: docs/reproducibility.md)
     if "knn" in reads:
         deps.append(f"data/{ds}/neighbors/neighbors.json")
-    deps.append(f"tuning/inputs/{model}.json")
+    deps += [f"tuning/code/{model}.json", f"tuning/inputs/{model}.json"]
     return (head + f"{pad}cmd: python -m stages.tune {ds} {model}\n{pad}deps:\n{_list(deps, indent + 2)}"
             f"{pad}outs:\n{pad}  - tuning/{ds}/{model}/trials.csv:\n{pad}      cache: false\n"
             f"{pad}  - tuning/{ds}/{model}/selected.json:\n{pad}      cache: false\n")

@@ -61,7 +61,6 @@ def test_run_all_goes_smallest_dataset_first_by_counted_interactions(tmp_path):
     assert dataset_order(params, tmp_path) == ["small", "big", "raw_only", "absent"]
 
 
-
 def _project(root: Path) -> Path:
     """A DVC project (no git) of three stages whose commands have been run by hand, as train-all runs them."""
     root.mkdir()

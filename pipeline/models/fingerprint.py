@@ -40,7 +40,8 @@ def module_path(module: str, root: Path) -> Path:
 def package_imports(module: str, root: Path, package: str = PACKAGE) -> set[str]:
     """The modules of ``package`` that ``module``'s source imports (``from package import x`` counts
     ``package.x`` when that is a module of the package, else the package itself)."""
-    tree = ast.parse(module_path(module, root).read_text(encoding="utf-8"), filename=str(module_path(module, root)))
+    path = module_path(module, root)
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -48,7 +49,7 @@ def package_imports(module: str, root: Path, package: str = PACKAGE) -> set[str]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.ImportFrom):  # relative: resolved against this module's package
-            parent = module if module_path(module, root).name == "__init__.py" else module.rpartition(".")[0]
+            parent = module if path.name == "__init__.py" else module.rpartition(".")[0]
             for _ in range(node.level - 1):
                 parent = parent.rpartition(".")[0]
             base = f"{parent}.{node.module}" if node.module else parent
@@ -77,6 +78,6 @@ def closure(module: str, root: Path, package: str = PACKAGE) -> list[str]:
 def fingerprint(model: str, module: str, root: Path = SOURCE_ROOT) -> dict[str, Any]:
     """``tuning/code/<model>.json``: the model, its class's module and the md5 of each file it runs."""
     modules = sorted(set(closure(module, root)) | set(ALWAYS))
-    files = {module_path(m, root).relative_to(root).as_posix(): hashlib.md5(module_path(m, root).read_bytes()).hexdigest()
-             for m in modules}
+    paths = [module_path(m, root) for m in modules]
+    files = {p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest() for p in paths}
     return {"model": model, "module": module, "files": dict(sorted(files.items()))}

@@ -30,7 +30,6 @@ INPUT_DEPS = {
     "pseudo": "data/{ds}/graph/pseudo_edges.parquet",
 }
 INGEST = ["data/{ds}/ingest/interactions.parquet", "data/{ds}/ingest/users.parquet", "data/{ds}/ingest/items.parquet"]
-#: the code a training run executes
 #: the code a training run executes (of pipeline/models: the files its model runs, tuning/code/<model>.json,
 #: written by the check stage: pipeline/models/fingerprint.py)
 TRAIN_CODE = ["stages/train.py", "pipeline/run", "pipeline/training", "pipeline/data.py",

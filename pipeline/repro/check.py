@@ -36,6 +36,7 @@ from pipeline.repro import compare, contract
 from pipeline.repro.compare import Finding
 from pipeline.repro.parallel import run_parallel, stage_command
 from pipeline.repro.plan import Plan, make_plan, parse_stage
+from pipeline.repro.schedule import order_runs
 
 log = get_logger(__name__)
 
@@ -234,7 +235,11 @@ def run_check(repo: str | Path = ".", *, workdir: str | Path | None = None, keep
         print(f"repro-check: trusts {len(plan.trusted)} stage(s) from the commit: {_summary(plan.trusted)}", flush=True)
         t0 = time.perf_counter()
         _dvc(work, "repro", "--single-item", "--force", *plan.data)
-        train = {name: stage_command(committed_lock["stages"][name]) for name in plan.train}
+        # the longest runs first (pipeline/repro/schedule.py): the wall time is then about max(longest, total / jobs)
+        order = order_runs({name: committed_lock["stages"][name]["cmd"] for name in plan.train}, work, params.get("models"))
+        train = {name: stage_command(committed_lock["stages"][name]) for name in order}
+        print(f"repro-check: training runs longest first (expected from their committed epochs): {', '.join(order[:3])}"
+              f"{' ...' if len(order) > 3 else ''}", flush=True)
         print(f"repro-check: data stages rebuilt in {time.perf_counter() - t0:.0f} s; training {len(train)} run(s), {jobs} at a time",
               flush=True)
         run_parallel(train, jobs, work, work / "logs" / "repro-check")

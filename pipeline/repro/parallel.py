@@ -27,9 +27,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
+
 from pipeline.errors import UserError
 from pipeline.log import get_logger, progress
 from pipeline.repro.plan import parse_stage
+from pipeline.repro.schedule import order_runs
 
 log = get_logger(__name__)
 
@@ -158,7 +161,9 @@ def train_all(repo: str | Path = ".", jobs: int = 2, dataset: str | None = None,
     if not names:
         log.info("every training stage is up to date")
         return []
-    commands = {name: stage_command({"cmd": cmds[name]}) for name in names}
+    # the longest runs first (pipeline/repro/schedule.py): the wall time is then about max(longest, total / jobs)
+    models = (yaml.safe_load((repo / "params.yaml").read_text()) or {}).get("models") if (repo / "params.yaml").is_file() else None
+    commands = {name: stage_command({"cmd": cmds[name]}) for name in order_runs({n: cmds[n] for n in names}, repo, models)}
     log.info("training %d stale run(s), %d at a time", len(commands), jobs)
     run_parallel(commands, jobs, repo, repo / "logs" / "train-all", on_done=on_done)
     t0 = time.perf_counter()

@@ -373,3 +373,13 @@ def test_plan_rebuilds_data_and_the_full_matrix_and_one_seed_per_model_elsewhere
         assert sorted(picked) == sorted(models)  # every model once
     assert set(plan.rebuilt).isdisjoint(plan.trusted) and set(plan.rebuilt) | set(plan.trusted) == set(stages)
     assert plan.evaluate == ["evaluate@magazine"] and plan.report == ["report@magazine"]
+
+
+def test_the_sampled_run_of_a_model_is_the_one_that_ran_the_fewest_epochs():
+    lock = {f"train_cf@ds-{m}-{s}": {"cmd": f"python -m stages.train ds {m} {s}"} for m in ("mf", "siren") for s in (1, 2, 3)}
+    epochs = {"train_cf@ds-mf-1": 300, "train_cf@ds-mf-2": 120, "train_cf@ds-mf-3": 500,
+              "train_cf@ds-siren-1": 80, "train_cf@ds-siren-2": 90, "train_cf@ds-siren-3": 80}
+    plan = make_plan(lock, full=[], seed=0, epochs=epochs)
+    assert plan.sampled == {"ds": ["mf-2", "siren-1"]}  # the fewest epochs; a tie goes to the lower seed
+    partly = {k: v for k, v in epochs.items() if k != "train_cf@ds-mf-2"}
+    assert make_plan(lock, full=[], seed=0, epochs=partly).sampled["ds"][0] == make_plan(lock, full=[], seed=0).sampled["ds"][0]

@@ -36,7 +36,7 @@ from pipeline.repro import compare, contract
 from pipeline.repro.compare import Finding
 from pipeline.repro.parallel import run_parallel, stage_command
 from pipeline.repro.plan import Plan, make_plan, parse_stage
-from pipeline.repro.schedule import order_runs
+from pipeline.repro.schedule import committed_epochs, order_runs
 
 log = get_logger(__name__)
 
@@ -228,10 +228,11 @@ def run_check(repo: str | Path = ".", *, workdir: str | Path | None = None, keep
             print(f"repro-check: BROKEN: {len(stale)} stage(s) changed since dvc.lock was written "
                   "(re-run `dvc repro` and commit dvc.lock with the outputs)", flush=True)
             return 1
-        plan = make_plan(committed_lock["stages"], full, seed)
+        train_cmds = {n: e["cmd"] for n, e in committed_lock["stages"].items() if parse_stage(n, e["cmd"]).module == "train"}
+        plan = make_plan(committed_lock["stages"], full, seed, committed_epochs(train_cmds, work))
         print(f"repro-check: rebuilds {len(plan.rebuilt)} stage(s): {_summary(plan.rebuilt)}")
         for ds, runs in plan.sampled.items():
-            print(f"repro-check: {ds}: one seed per model retrained and evaluated ({', '.join(runs)})")
+            print(f"repro-check: {ds}: one seed per model, the one that ran the fewest epochs, retrained and evaluated ({', '.join(runs)})")
         print(f"repro-check: trusts {len(plan.trusted)} stage(s) from the commit: {_summary(plan.trusted)}", flush=True)
         t0 = time.perf_counter()
         _dvc(work, "repro", "--single-item", "--force", *plan.data)

@@ -4,8 +4,10 @@ Stages are classified by the ``python -m stages.<module>`` of their command in `
 
 * data stages (check, synth, download, ingest, features, neighbors, graph) of every dataset: rebuilt;
 * training runs: every run of the datasets in ``repro.full`` (the default dataset's whole matrix),
-  and for each other dataset one seed per model, drawn with ``repro.seed`` (so every model of
-  every dataset is retrained on each check); their metrics are recomputed;
+  and for each other dataset one seed per model (so every model of every dataset is retrained on
+  each check): the seed whose committed run stopped after the fewest epochs (the cheapest to
+  rebuild; CI's budget), or, where the committed epochs are unknown, one drawn with ``repro.seed``;
+  their metrics are recomputed;
 * the evaluate and report stages of the ``repro.full`` datasets: rebuilt (the other datasets'
   are built from runs not all rebuilt, so they are trusted);
 * everything else (the other training runs, hyper-parameter tuning, the other reports): trusted,
@@ -63,17 +65,26 @@ def parse_stage(name: str, cmd: str | list[str]) -> Stage:
     return Stage(name, m.group(1), tuple(m.group(2).split()))
 
 
-def _seed_per_model(dataset: str, runs: list[Stage], seed: int) -> list[Stage]:
-    """One run per model of ``dataset``, the seed drawn with a generator seeded by (seed, dataset)."""
+def _seed_per_model(dataset: str, runs: list[Stage], seed: int, epochs: Mapping[str, float] | None = None) -> list[Stage]:
+    """One run per model of ``dataset``: the one that ran the fewest epochs when committed (``epochs``:
+    stage name -> epochs; lowest seed on a tie), so that the check costs what CI allows; where a run's
+    epochs are unknown, the seed drawn with a generator seeded by (seed, dataset)."""
     by_model: dict[str, list[Stage]] = {}
     for st in runs:
         by_model.setdefault(st.args[1], []).append(st)
     rng = np.random.default_rng([int(seed), zlib.crc32(dataset.encode())])
-    return [sorted(group, key=lambda s: int(s.args[2]))[int(rng.integers(len(group)))] for _, group in sorted(by_model.items())]
+    picked = []
+    for _, group in sorted(by_model.items()):
+        group = sorted(group, key=lambda s: int(s.args[2]))
+        drawn = group[int(rng.integers(len(group)))]
+        known = epochs is not None and all(s.name in epochs for s in group)
+        picked.append(min(group, key=lambda s: (epochs[s.name], int(s.args[2]))) if known else drawn)
+    return picked
 
 
-def make_plan(lock_stages: Mapping[str, Any], full: list[str], seed: int) -> Plan:
-    """Classify the stages of a ``dvc.lock`` (``stages`` mapping: name -> entry with ``cmd``)."""
+def make_plan(lock_stages: Mapping[str, Any], full: list[str], seed: int, epochs: Mapping[str, float] | None = None) -> Plan:
+    """Classify the stages of a ``dvc.lock`` (``stages`` mapping: name -> entry with ``cmd``); ``epochs``
+    (training stage -> epochs it ran when committed) picks the sampled runs (:func:`_seed_per_model`)."""
     stages = [parse_stage(name, entry["cmd"]) for name, entry in lock_stages.items()]
     plan = Plan()
     order = {m: i for i, m in enumerate(DATA_MODULES)}
@@ -85,7 +96,7 @@ def make_plan(lock_stages: Mapping[str, Any], full: list[str], seed: int) -> Pla
         if ds in full:
             chosen += runs
         else:
-            picked = _seed_per_model(ds, runs, seed)
+            picked = _seed_per_model(ds, runs, seed, epochs)
             chosen += picked
             plan.sampled[ds] = [f"{s.args[1]}-{s.args[2]}" for s in picked]
     picked_names = {s.name for s in chosen}

@@ -48,6 +48,21 @@ def model_epoch_seconds(repo: Path) -> dict[str, float]:
     return out
 
 
+def committed_epochs(commands: Mapping[str, str | list[str]], repo: Path) -> dict[str, float]:
+    """Training stage -> the epochs its committed run ran (``metrics/<ds>/<run>-<seed>.json``), where known."""
+    from pipeline.repro.plan import parse_stage
+
+    out = {}
+    for name, cmd in commands.items():
+        args = parse_stage(name, cmd).args
+        if len(args) >= 3:
+            metrics = _json(Path(repo) / "metrics" / args[0] / f"{args[1]}-{args[2]}.json")
+            value = metrics.get("epochs") if isinstance(metrics, dict) else None
+            if isinstance(value, (int, float)) and value > 0:
+                out[name] = float(value)
+    return out
+
+
 def expected_costs(runs: Mapping[str, tuple[str, str, int]], repo: Path,
                    models: Mapping[str, Any] | None = None) -> dict[str, float]:
     """Stage name -> expected cost (arbitrary unit) of each training run ``(dataset, run, seed)``.

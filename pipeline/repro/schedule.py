@@ -23,6 +23,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from pipeline.repro.plan import parse_stage
+
 EPOCH_BENCHMARK = Path("benchmarks") / "results" / "cpu-2core.json"
 
 
@@ -48,18 +50,21 @@ def model_epoch_seconds(repo: Path) -> dict[str, float]:
     return out
 
 
-def committed_epochs(commands: Mapping[str, str | list[str]], repo: Path) -> dict[str, float]:
-    """Training stage -> the epochs its committed run ran (``metrics/<ds>/<run>-<seed>.json``), where known."""
-    from pipeline.repro.plan import parse_stage
+def _run_epochs(repo: Path, ds: str, run: str, seed: int | str) -> float | None:
+    """The epochs the committed run ``<run>-<seed>`` of ``ds`` ran (``metrics/<ds>/<run>-<seed>.json``), or None."""
+    metrics = _json(Path(repo) / "metrics" / ds / f"{run}-{seed}.json")
+    value = metrics.get("epochs") if isinstance(metrics, dict) else None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
+
+def committed_epochs(commands: Mapping[str, str | list[str]], repo: Path) -> dict[str, float]:
+    """Training stage -> the epochs its committed run ran, where known."""
     out = {}
     for name, cmd in commands.items():
         args = parse_stage(name, cmd).args
-        if len(args) >= 3:
-            metrics = _json(Path(repo) / "metrics" / args[0] / f"{args[1]}-{args[2]}.json")
-            value = metrics.get("epochs") if isinstance(metrics, dict) else None
-            if isinstance(value, (int, float)) and value > 0:
-                out[name] = float(value)
+        value = _run_epochs(repo, *args[:3]) if len(args) >= 3 else None
+        if value is not None:
+            out[name] = value
     return out
 
 
@@ -72,9 +77,7 @@ def expected_costs(runs: Mapping[str, tuple[str, str, int]], repo: Path,
     epochs: dict[str, float | None] = {}
     n_train: dict[str, float | None] = {}
     for name, (ds, run, seed) in runs.items():
-        metrics = _json(repo / "metrics" / ds / f"{run}-{seed}.json")
-        value = metrics.get("epochs") if isinstance(metrics, dict) else None
-        epochs[name] = float(value) if isinstance(value, (int, float)) and value > 0 else None
+        epochs[name] = _run_epochs(repo, ds, run, seed)
         if ds not in n_train:
             stats = _json(repo / "data" / ds / "ingest" / "stats.json")
             try:
@@ -108,8 +111,6 @@ def longest_first(costs: Mapping[str, float]) -> list[str]:
 def order_runs(commands: Mapping[str, str | list[str]], repo: Path, models: Mapping[str, Any] | None = None) -> list[str]:
     """The training stages of ``commands`` (name -> ``python -m stages.train <ds> <run> <seed>`` command),
     longest expected first."""
-    from pipeline.repro.plan import parse_stage
-
     runs = {}
     for name, cmd in commands.items():
         args = parse_stage(name, cmd).args

@@ -124,9 +124,12 @@ def run_all(
 def repro_check(
     keep: bool = typer.Option(False, "--keep", help="keep the temporary clone (its path is printed)"),
     workdir: Optional[str] = typer.Option(None, "--dir", help="clone into this folder instead of a temporary one"),
+    budget: Optional[float] = typer.Option(None, "--budget-minutes", help="start no training run, and stop those running, this "
+                                           "many minutes after the check began; sampled runs left out are trusted and listed"),
 ) -> None:
     """Rebuild the committed HEAD in a clone and compare every output by the reproducibility contract."""
-    _stage("repro_check", *(["--keep"] if keep else []), *(["--dir", workdir] if workdir else []))
+    _stage("repro_check", *(["--keep"] if keep else []), *(["--dir", workdir] if workdir else []),
+           *(["--budget-minutes", str(budget)] if budget is not None else []))
 
 
 # -- commands on a user's own files (each defined in its own section below) ------------------

@@ -94,3 +94,27 @@ def test_commit_stages_names_a_stage_the_pipeline_does_not_have(tmp_path):
     with pytest.raises(UserError, match=r"dvc.yaml: no stage 'make@d' to record in dvc.lock$"):
         parallel.commit_stages(repo, ["make@a", "make@d"])
     assert not (repo / "dvc.lock").exists()
+
+
+def test_no_run_starts_after_the_deadline_and_a_running_one_is_stopped(tmp_path):
+    import time
+
+    marker = tmp_path / "started"
+    commands = {"quick": [sys.executable, "-c", "pass"],
+                "long": [sys.executable, "-c", "import time; time.sleep(120)"],
+                "after": [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]}
+    t0 = time.time()
+    done = parallel.run_parallel(commands, 1, tmp_path, tmp_path / "logs", deadline=t0 + 6)
+    assert set(done) == {"quick"}                     # "long" stopped at the deadline, "after" never started
+    assert not marker.exists() and not (tmp_path / "logs" / "after.log").exists()
+    assert time.time() - t0 < 60                      # stopped, not waited for
+    assert parallel.run_parallel(commands, 2, tmp_path, deadline=time.time() - 1) == {}
+
+
+def test_budget_minutes_must_be_a_positive_number():
+    from stages.repro_check import budget_minutes
+
+    assert budget_minutes("45") == 45.0
+    for bad in ("0", "-3", "abc", "inf", "nan"):
+        with pytest.raises(UserError, match=rf"^repro_check: --budget-minutes: expected a positive number of minutes, got '{bad}'$"):
+            budget_minutes(bad)

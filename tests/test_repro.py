@@ -383,3 +383,18 @@ def test_the_sampled_run_of_a_model_is_the_one_that_ran_the_fewest_epochs():
     assert plan.sampled == {"ds": ["mf-2", "siren-1"]}  # the fewest epochs; a tie goes to the lower seed
     partly = {k: v for k, v in epochs.items() if k != "train_cf@ds-mf-2"}
     assert make_plan(lock, full=[], seed=0, epochs=partly).sampled["ds"][0] == make_plan(lock, full=[], seed=0).sampled["ds"][0]
+
+
+def test_the_budget_leaves_out_sampled_runs_only_and_trusts_them():
+    lock = {f"train_cf@{ds}-{m}-{s}": {"cmd": f"python -m stages.train {ds} {m} {s}"}
+            for ds in ("full", "other") for m in ("mf", "siren") for s in (1, 2)}
+    plan = make_plan(lock, full=["full"], seed=0, epochs={name: 10 + len(name) + int(name[-1]) for name in lock})
+    assert plan.sampled == {"other": ["mf-1", "siren-1"]}
+    assert plan.required == [f"train_cf@full-{m}-{s}" for m in ("mf", "siren") for s in (1, 2)]
+    plan.leave_out(["train_cf@other-siren-1"])
+    assert plan.sampled == {"other": ["mf-1"]} and plan.unfinished == ["train_cf@other-siren-1"]
+    assert "train_cf@other-siren-1" in plan.trusted and "train_cf@other-siren-1" not in plan.train
+    plan.leave_out(["train_cf@other-mf-1"])
+    assert plan.sampled == {} and plan.train == plan.required  # no sampled run left: nothing to evaluate
+    with pytest.raises(ValueError, match="full dataset"):
+        plan.leave_out(["train_cf@full-mf-2"])

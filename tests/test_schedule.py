@@ -6,7 +6,7 @@ import heapq
 import json
 from pathlib import Path
 
-from pipeline.repro.schedule import expected_costs, longest_first, order_runs
+from pipeline.repro.schedule import expected_costs, longest_first, order_runs, order_within_budget
 
 
 def _project(root: Path) -> Path:
@@ -58,3 +58,13 @@ def test_order_runs_reads_stage_commands_and_shortens_the_wall_time(tmp_path):
         return max(ends)
 
     assert wall(["s1", "s2", "long"]) == 3.0 and wall(longest_first(costs)) == 2.0
+
+
+def test_under_a_budget_the_required_runs_go_longest_first_then_the_optional_cheapest_first(tmp_path):
+    repo = _project(tmp_path)
+    required = {"train@small-mf-1": "python -m stages.train small mf 1", "train@big-simgr-2": "python -m stages.train big simgr 2"}
+    optional = {"train@big-mf-1": "python -m stages.train big mf 1", "train@big-base-1": "python -m stages.train big base 1",
+                "train@big-lgmrec-1": "python -m stages.train big lgmrec 1"}
+    order = order_within_budget(required, optional, repo, {"base": {"variant_of": "simgr"}})
+    # required: 80,000 then 10,000; optional: 15,000 (mf), 40,000 (base as simgr), 800,000 (lgmrec: unknown, the largest known)
+    assert order == ["train@big-simgr-2", "train@small-mf-1", "train@big-mf-1", "train@big-base-1", "train@big-lgmrec-1"]

@@ -36,7 +36,7 @@ from pipeline.repro import compare, contract
 from pipeline.repro.compare import Finding
 from pipeline.repro.parallel import run_parallel, stage_command
 from pipeline.repro.plan import Plan, make_plan, parse_stage
-from pipeline.repro.schedule import committed_epochs, order_runs
+from pipeline.repro.schedule import committed_epochs, order_runs, order_within_budget
 
 log = get_logger(__name__)
 
@@ -208,12 +208,19 @@ def _summary(names: list[str]) -> str:
     return ", ".join(f"{k} x{n}" if n > 1 else k for k, n in sorted(groups.items())) or "none"
 
 
-def run_check(repo: str | Path = ".", *, workdir: str | Path | None = None, keep: bool = False) -> int:
-    """Run the whole check on ``repo``'s HEAD; print the plan and the findings; 0 when the contract holds."""
+def run_check(repo: str | Path = ".", *, workdir: str | Path | None = None, keep: bool = False,
+              budget_minutes: float | None = None) -> int:
+    """Run the whole check on ``repo``'s HEAD; print the plan and the findings; 0 when the contract holds.
+
+    ``budget_minutes``: no training run starts, and any still running is stopped, that many minutes
+    after the check began (evaluation and comparisons follow). The full datasets' runs go first and
+    must all finish (else the check fails); the sampled runs follow cheapest first, and those the
+    budget leaves out are trusted from the commit and listed."""
     repo = Path(repo).resolve()
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="simgr-repro-"))
     base.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    deadline = None if budget_minutes is None else time.time() + 60 * budget_minutes
     try:
         work = clone(repo, base)
         committed_lock = yaml.safe_load((work / "dvc.lock").read_text())
@@ -236,14 +243,34 @@ def run_check(repo: str | Path = ".", *, workdir: str | Path | None = None, keep
         print(f"repro-check: trusts {len(plan.trusted)} stage(s) from the commit: {_summary(plan.trusted)}", flush=True)
         t0 = time.perf_counter()
         _dvc(work, "repro", "--single-item", "--force", *plan.data)
-        # the longest runs first (pipeline/repro/schedule.py): the wall time is then about max(longest, total / jobs)
-        order = order_runs({name: committed_lock["stages"][name]["cmd"] for name in plan.train}, work, params.get("models"))
+        cmds = {name: committed_lock["stages"][name]["cmd"] for name in plan.train}
+        if deadline is None:
+            # the longest runs first (pipeline/repro/schedule.py): the wall time is then about max(longest, total / jobs)
+            order = order_runs(cmds, work, params.get("models"))
+            print(f"repro-check: training runs longest first (expected from their committed epochs): {', '.join(order[:3])}"
+                  f"{' ...' if len(order) > 3 else ''}", flush=True)
+        else:
+            required = set(plan.required)
+            order = order_within_budget({n: c for n, c in cmds.items() if n in required},
+                                        {n: c for n, c in cmds.items() if n not in required}, work, params.get("models"))
+            print(f"repro-check: budget {budget_minutes:g} min: the {len(required)} run(s) of {', '.join(full) or 'no full dataset'} "
+                  f"first, longest first, then the {len(order) - len(required)} sampled run(s) cheapest first until "
+                  f"{time.strftime('%H:%M:%S', time.localtime(deadline))}", flush=True)
         train = {name: stage_command(committed_lock["stages"][name]) for name in order}
-        print(f"repro-check: training runs longest first (expected from their committed epochs): {', '.join(order[:3])}"
-              f"{' ...' if len(order) > 3 else ''}", flush=True)
         print(f"repro-check: data stages rebuilt in {time.perf_counter() - t0:.0f} s; training {len(train)} run(s), {jobs} at a time",
               flush=True)
-        run_parallel(train, jobs, work, work / "logs" / "repro-check")
+        finished = run_parallel(train, jobs, work, work / "logs" / "repro-check", deadline=deadline)
+        unfinished = [name for name in order if name not in finished]
+        missing = [name for name in plan.required if name in unfinished]
+        if missing:
+            print(f"repro-check: BROKEN: the budget of {budget_minutes:g} min ran out before {len(missing)} of the "
+                  f"{len(plan.required)} run(s) of the full datasets were retrained ({', '.join(missing[:3])}"
+                  f"{' ...' if len(missing) > 3 else ''}): give the check more time or fewer full datasets (repro.full)", flush=True)
+            return 1
+        if unfinished:
+            plan.leave_out(unfinished)
+            print(f"repro-check: {len(unfinished)} sampled run(s) not retrained within the budget, trusted from the commit: "
+                  f"{', '.join(n.partition('@')[2] for n in unfinished)}", flush=True)
         if plan.evaluate or plan.report:
             _dvc(work, "repro", "--single-item", "--force", *plan.evaluate, *plan.report)
         for ds, runs in plan.sampled.items():
@@ -254,7 +281,8 @@ def run_check(repo: str | Path = ".", *, workdir: str | Path | None = None, keep
         print(table(findings))
         broken = [f for f in findings if not f.ok]
         total = time.perf_counter() - started
-        print(f"repro-check: {len(findings)} comparisons, {len(broken)} broken; rebuild {rebuild_s:.0f} s, total {total:.0f} s")
+        left_out = f"; {len(plan.unfinished)} sampled run(s) left out by the budget" if plan.unfinished else ""
+        print(f"repro-check: {len(findings)} comparisons, {len(broken)} broken; rebuild {rebuild_s:.0f} s, total {total:.0f} s{left_out}")
         if broken:
             print(f"repro-check: BROKEN: {broken[0].output}: {broken[0].moved}")
             return 1

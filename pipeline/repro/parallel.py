@@ -44,19 +44,25 @@ def _env() -> dict[str, str]:
 
 
 def run_parallel(commands: dict[str, list[str]], jobs: int, cwd: Path, logs: Path | None = None,
-                 on_done: Callable[[str, float], None] | None = None) -> dict[str, float]:
-    """Run each named command (argv) in ``cwd``, ``jobs`` at a time; seconds per name. Output goes to
-    ``logs/<name>.log`` when given (else it is discarded); the first failure is a UserError naming
-    its log after the running ones finish. ``on_done(name, seconds)`` follows each one that ends well
-    (then no bar of its own is shown)."""
+                 on_done: Callable[[str, float], None] | None = None, deadline: float | None = None) -> dict[str, float]:
+    """Run each named command (argv) in ``cwd``, ``jobs`` at a time, in the order given; seconds per name
+    of those that finished. Output goes to ``logs/<name>.log`` when given (else it is discarded); the
+    first failure is a UserError naming its log after the running ones finish. ``on_done(name, seconds)``
+    follows each one that ends well (then no bar of its own is shown). ``deadline`` (``time.time()``):
+    no command starts after it and any still running then is stopped; those are logged and absent
+    from the result."""
     if logs is not None:
         logs.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
 
-    def one(name: str, argv: list[str]) -> float:
+    def one(name: str, argv: list[str]) -> float | str:
+        if deadline is not None and time.time() >= deadline:
+            return "not started"
         t0 = time.perf_counter()
         log_file = logs / f"{name}.log" if logs is not None else Path(os.devnull)
-        code = _run(argv, cwd, log_file)
+        code = _run(argv, cwd, log_file, deadline)
+        if code is None:
+            return "stopped"
         if code:
             where = f" (see {logs / f'{name}.log'})" if logs is not None else ""
             raise UserError(f"{name}: '{' '.join(argv)}' failed with exit status {code}{where}")
@@ -67,7 +73,12 @@ def run_parallel(commands: dict[str, list[str]], jobs: int, cwd: Path, logs: Pat
         bar = progress(total=len(futures), desc=f"runs ({jobs} at a time)", unit="run", **({"disable": True} if on_done else {}))
         for future in as_completed(futures):
             name = futures[future]
-            seconds[name] = future.result()
+            result = future.result()
+            if isinstance(result, str):
+                log.info("%s: %s, the deadline has passed", name, result)
+                bar.update(1)
+                continue
+            seconds[name] = result
             if on_done is not None:
                 on_done(name, seconds[name])
                 continue
@@ -80,6 +91,8 @@ def run_parallel(commands: dict[str, list[str]], jobs: int, cwd: Path, logs: Pat
 # what a forked stage finds imported: torch, and the compiler front end its optimizers import when
 # created (3.5 s). Not polars or the stages: polars starts threads on import, which a fork must not copy.
 PRELOAD = ["torch", "torch._dynamo"]
+#: seconds a run stopped at the deadline gets to exit on SIGTERM before it is killed
+STOP_GRACE_S = 10
 
 
 def _forked_stage(module: str, args: list[str], cwd: str, log_file: str) -> None:
@@ -101,19 +114,41 @@ def _imports_from(repo: Path) -> bool:
     return spec is not None and spec.origin is not None and Path(spec.origin).resolve().parent.parent == repo.resolve()
 
 
-def _run(argv: list[str], cwd: Path, log_file: Path) -> int:
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.time())
+
+
+def _run(argv: list[str], cwd: Path, log_file: Path, deadline: float | None = None) -> int | None:
     """Exit status of ``argv`` run in ``cwd`` with its output in ``log_file``; a ``python -m stages.*``
-    command of this interpreter in a forked process (module docstring), anything else as a subprocess."""
+    command of this interpreter in a forked process (module docstring), anything else as a subprocess.
+    None when it was still running at ``deadline`` (``time.time()``) and was stopped."""
     if (len(argv) >= 3 and argv[0] == sys.executable and argv[1] == "-m" and argv[2].startswith("stages.")
             and _imports_from(Path(cwd))):
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)
         proc = ctx.Process(target=_forked_stage, args=(argv[2], argv[3:], str(Path(cwd).resolve()), str(log_file)))
         proc.start()
-        proc.join()
+        proc.join(_left(deadline))
+        if proc.is_alive():  # past the deadline
+            proc.terminate()
+            proc.join(STOP_GRACE_S)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+            return None
         return proc.exitcode
     with open(log_file, "w") as out:
-        return subprocess.run(argv, cwd=cwd, env=_env(), stdout=out, stderr=subprocess.STDOUT).returncode
+        child = subprocess.Popen(argv, cwd=cwd, env=_env(), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            return child.wait(_left(deadline))
+        except subprocess.TimeoutExpired:  # past the deadline
+            child.terminate()
+            try:
+                child.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            return None
 
 
 def stage_command(entry: dict[str, Any]) -> list[str]:

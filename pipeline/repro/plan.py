@@ -49,11 +49,29 @@ class Plan:
     sampled: dict[str, list[str]] = field(default_factory=dict)  # dataset -> runs evaluated alone
     report: list[str] = field(default_factory=list)
     trusted: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)  # sampled runs the time budget left out (trusted)
 
     @property
     def rebuilt(self) -> list[str]:
         """The ``dvc repro --single-item`` targets, in the order they run."""
         return self.data + self.train + self.evaluate + self.report
+
+    @property
+    def required(self) -> list[str]:
+        """The training runs that must be rebuilt: those of the full datasets (the rest are sampled)."""
+        sampled = {f"{ds}-{run}" for ds, runs in self.sampled.items() for run in runs}
+        return [name for name in self.train if name.partition("@")[2] not in sampled]
+
+    def leave_out(self, names: list[str]) -> None:
+        """Trust the sampled runs ``names`` from the commit (not retrained within the time budget)."""
+        gone = set(names)
+        if gone & set(self.required):
+            raise ValueError(f"runs of a full dataset cannot be left out: {sorted(gone & set(self.required))}")
+        self.train = [n for n in self.train if n not in gone]
+        self.unfinished += [n for n in names if n not in self.unfinished]
+        self.trusted += [n for n in names if n not in self.trusted]
+        done = {n.partition("@")[2] for n in self.train}
+        self.sampled = {ds: kept for ds, runs in self.sampled.items() if (kept := [r for r in runs if f"{ds}-{r}" in done])}
 
 
 def parse_stage(name: str, cmd: str | list[str]) -> Stage:

@@ -108,11 +108,24 @@ def longest_first(costs: Mapping[str, float]) -> list[str]:
     return sorted(costs, key=lambda name: (-costs[name], name))
 
 
-def order_runs(commands: Mapping[str, str | list[str]], repo: Path, models: Mapping[str, Any] | None = None) -> list[str]:
-    """The training stages of ``commands`` (name -> ``python -m stages.train <ds> <run> <seed>`` command),
-    longest expected first."""
+def _costs(commands: Mapping[str, str | list[str]], repo: Path, models: Mapping[str, Any] | None) -> dict[str, float]:
     runs = {}
     for name, cmd in commands.items():
         args = parse_stage(name, cmd).args
         runs[name] = (args[0], args[1], int(args[2])) if len(args) >= 3 and args[2].isdigit() else (args[0] if args else "", name, 0)
-    return longest_first(expected_costs(runs, Path(repo), models))
+    return expected_costs(runs, Path(repo), models)
+
+
+def order_runs(commands: Mapping[str, str | list[str]], repo: Path, models: Mapping[str, Any] | None = None) -> list[str]:
+    """The training stages of ``commands`` (name -> ``python -m stages.train <ds> <run> <seed>`` command),
+    longest expected first."""
+    return longest_first(_costs(commands, repo, models))
+
+
+def order_within_budget(required: Mapping[str, str | list[str]], optional: Mapping[str, str | list[str]], repo: Path,
+                        models: Mapping[str, Any] | None = None) -> list[str]:
+    """The order under a time budget: the ``required`` runs longest first (all of them must finish, in
+    the least wall time), then the ``optional`` ones cheapest first (as many as the time left allows);
+    equal costs in name order."""
+    costs = _costs(optional, repo, models)
+    return order_runs(required, repo, models) + sorted(costs, key=lambda name: (costs[name], name))

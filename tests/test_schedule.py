@@ -68,3 +68,7 @@ def test_under_a_budget_the_required_runs_go_longest_first_then_the_optional_che
     order = order_within_budget(required, optional, repo, {"base": {"variant_of": "simgr"}})
     # required: 80,000 then 10,000; optional: 15,000 (mf), 40,000 (base as simgr), 800,000 (lgmrec: unknown, the largest known)
     assert order == ["train@big-simgr-2", "train@small-mf-1", "train@big-mf-1", "train@big-base-1", "train@big-lgmrec-1"]
+    # the proposed model's sampled runs ahead of the cheaper ones of other models (a variant is not the model)
+    optional["train@small-simgr-1"] = "python -m stages.train small simgr 1"  # 200 (largest known epochs) x 100 x 4.0
+    order = order_within_budget(required, optional, repo, {"base": {"variant_of": "simgr"}}, first=("simgr",))
+    assert order[2:] == ["train@small-simgr-1", "train@big-mf-1", "train@big-base-1", "train@big-lgmrec-1"]

@@ -251,11 +251,13 @@ def run_check(repo: str | Path = ".", *, workdir: str | Path | None = None, keep
                   f"{' ...' if len(order) > 3 else ''}", flush=True)
         else:
             required = set(plan.required)
+            proposed = str((params.get("report") or {}).get("proposed") or "")
             order = order_within_budget({n: c for n, c in cmds.items() if n in required},
-                                        {n: c for n, c in cmds.items() if n not in required}, work, params.get("models"))
+                                        {n: c for n, c in cmds.items() if n not in required}, work, params.get("models"),
+                                        first=(proposed,))
             print(f"repro-check: budget {budget_minutes:g} min: the {len(required)} run(s) of {', '.join(full) or 'no full dataset'} "
-                  f"first, longest first, then the {len(order) - len(required)} sampled run(s) cheapest first until "
-                  f"{time.strftime('%H:%M:%S', time.localtime(deadline))}", flush=True)
+                  f"first, longest first, then the {len(order) - len(required)} sampled run(s), {proposed or 'the proposed model'}'s "
+                  f"first, cheapest first until {time.strftime('%H:%M:%S', time.localtime(deadline))}", flush=True)
         train = {name: stage_command(committed_lock["stages"][name]) for name in order}
         print(f"repro-check: data stages rebuilt in {time.perf_counter() - t0:.0f} s; training {len(train)} run(s), {jobs} at a time",
               flush=True)

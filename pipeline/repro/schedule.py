@@ -123,9 +123,11 @@ def order_runs(commands: Mapping[str, str | list[str]], repo: Path, models: Mapp
 
 
 def order_within_budget(required: Mapping[str, str | list[str]], optional: Mapping[str, str | list[str]], repo: Path,
-                        models: Mapping[str, Any] | None = None) -> list[str]:
+                        models: Mapping[str, Any] | None = None, first: tuple[str, ...] = ()) -> list[str]:
     """The order under a time budget: the ``required`` runs longest first (all of them must finish, in
-    the least wall time), then the ``optional`` ones cheapest first (as many as the time left allows);
+    the least wall time), then the ``optional`` ones cheapest first (as many as the time left allows),
+    those of the models in ``first`` (the proposed model: the claim under test) ahead of the rest;
     equal costs in name order."""
     costs = _costs(optional, repo, models)
-    return order_runs(required, repo, models) + sorted(costs, key=lambda name: (costs[name], name))
+    model = {name: (parse_stage(name, cmd).args[1:2] or ("",))[0] for name, cmd in optional.items()}
+    return order_runs(required, repo, models) + sorted(costs, key=lambda name: (model[name] not in first, costs[name], name))

@@ -214,8 +214,8 @@ def run_check(repo: str | Path = ".", *, workdir: str | Path | None = None, keep
 
     ``budget_minutes``: no training run starts, and any still running is stopped, that many minutes
     after the check began (evaluation and comparisons follow). The full datasets' runs go first and
-    must all finish (else the check fails); the sampled runs follow cheapest first, and those the
-    budget leaves out are trusted from the commit and listed."""
+    must all finish (else the check fails); the sampled runs follow, the proposed model's first, then
+    cheapest first, and those the budget leaves out are trusted from the commit and listed."""
     repo = Path(repo).resolve()
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="simgr-repro-"))
     base.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,12 @@ Only the grid search phase is compared (the sweeps are never pruned). Reading on
 nothing. Writes ``--out`` (markdown) and the same numbers as JSON next to it.
 
     python benchmarks/pruning_check.py --dataset magazine --base 1126860 --out benchmarks/results/pruning-magazine.md
+
+Studies that were only ever committed pruned (MovieLens' two-modality ones) have no unpruned revision:
+run them again with ``tune.pruning.enabled: false`` (``python -m stages.tune <ds> <model>`` in a scratch
+clone), copy their ``tuning/<ds>/<model>/`` folders under one directory and pass it as ``--base-dir``
+(the seed standard deviations then come from this tree's ``metrics/``); ``--models`` limits the
+comparison to the studies re-run.
 """
 
 from __future__ import annotations
@@ -72,18 +78,41 @@ def _every(trials: pl.DataFrame) -> float:
     return statistics.median(float(e) / float(v) for e, v in zip(done["epochs"], done["validations"]))
 
 
-def _seed_std(dataset: str, model: str, rev: str) -> float | None:
+class Base:
+    """Where the unpruned studies are: a git revision, or a directory of ``<model>/{trials.csv, selected.json}``."""
+
+    def __init__(self, rev: str | None, directory: Path | None):
+        self.rev, self.directory = rev, directory
+
+    @property
+    def label(self) -> str:
+        return f"committed at `{self.rev}`" if self.rev else f"re-run unpruned into `{self.directory}` (this tree's code)"
+
+    def study_file(self, dataset: str, model: str, name: str) -> str | None:
+        if self.rev:
+            return _git(self.rev, f"tuning/{dataset}/{model}/{name}")
+        path = self.directory / model / name
+        return path.read_text() if path.exists() else None
+
+    def metrics_file(self, dataset: str, model: str, seed: int) -> str | None:
+        if self.rev:
+            return _git(self.rev, f"metrics/{dataset}/{model}-{seed}.json")
+        path = ROOT / "metrics" / dataset / f"{model}-{seed}.json"
+        return path.read_text() if path.exists() else None
+
+
+def _seed_std(dataset: str, model: str, base: Base) -> float | None:
     scores = []
     for seed in range(1, 11):
-        text = _git(rev, f"metrics/{dataset}/{model}-{seed}.json")
+        text = base.metrics_file(dataset, model, seed)
         if text is not None:
             scores.append(json.loads(text)["valid"]["recall@20"])
     return statistics.stdev(scores) if len(scores) >= 2 else None
 
 
-def compare(dataset: str, model: str, base: str) -> dict[str, Any] | None:
+def compare(dataset: str, model: str, base: Base) -> dict[str, Any] | None:
     here = ROOT / "tuning" / dataset / model
-    old_csv, old_sel = _git(base, f"tuning/{dataset}/{model}/trials.csv"), _git(base, f"tuning/{dataset}/{model}/selected.json")
+    old_csv, old_sel = base.study_file(dataset, model, "trials.csv"), base.study_file(dataset, model, "selected.json")
     if not (here / "trials.csv").exists() or old_csv is None or old_sel is None:
         return None
     new_sel, old_sel_d = json.loads((here / "selected.json").read_text()), json.loads(old_sel)
@@ -112,12 +141,12 @@ def compare(dataset: str, model: str, base: str) -> dict[str, Any] | None:
     }
 
 
-def markdown(dataset: str, base: str, rows: list[dict[str, Any]]) -> str:
+def markdown(dataset: str, base: Base, rows: list[dict[str, Any]]) -> str:
     out = [f"# Pruned studies against unpruned ones: {dataset}", "",
-           f"Unpruned: the studies committed at `{base}` (grid search phase, seed 1); pruned: this tree's "
+           f"Unpruned: the studies {base.label} (grid search phase, seed 1); pruned: this tree's "
            "(`tune.pruning`: median rule at the same validation, warm-up 5 validations, 4 startup trials). "
            "Gap: unpruned best validation R@20 minus the unpruned study's score at the pruned selection, "
-           "in seed standard deviations of the model's final runs (validation R@20, 5 seeds, base revision). "
+           f"in seed standard deviations of the model's final runs (validation R@20, 5 seeds, {'base revision' if base.rev else 'this tree'}). "
            "Epochs: training epochs the grid search spent (a pruned trial: up to where it was stopped).", "",
            "| model | trials (pruned) | unpruned selection | pruned selection | same | gap (std) | epochs unpruned | epochs pruned | saved |",
            "|---|---|---|---|---|---|---|---|---|"]
@@ -140,16 +169,29 @@ def markdown(dataset: str, base: str, rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", required=True)
-    ap.add_argument("--base", required=True, help="git revision whose committed studies ran unpruned")
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--base", help="git revision whose committed studies ran unpruned")
+    where.add_argument("--base-dir", type=Path, help="directory of unpruned studies: <model>/{trials.csv, selected.json}")
+    ap.add_argument("--models", default=None, help="comma-separated models to compare (default: every study of the dataset)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    if args.base_dir is not None and not args.base_dir.is_dir():
+        sys.exit(f"pruning_check: --base-dir {args.base_dir}: not a directory")
+    base = Base(args.base, args.base_dir)
     models = sorted(p.name for p in (ROOT / "tuning" / args.dataset).iterdir() if p.is_dir())
-    rows = [r for m in models if (r := compare(args.dataset, m, args.base)) is not None]
+    if args.models:
+        wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+        unknown = sorted(set(wanted) - set(models))
+        if unknown:
+            sys.exit(f"pruning_check: --models: no study of {args.dataset} for {', '.join(unknown)} (have: {', '.join(models)})")
+        models = wanted
+    rows = [r for m in models if (r := compare(args.dataset, m, base)) is not None]
     if not rows:
-        sys.exit(f"pruning_check: no study of {args.dataset} both here and at {args.base}")
+        sys.exit(f"pruning_check: no study of {args.dataset} both here and in the base ({base.label})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown(args.dataset, args.base, rows))
-    args.out.with_suffix(".json").write_text(json.dumps({"dataset": args.dataset, "base": args.base, "studies": rows}, indent=2) + "\n")
+    args.out.write_text(markdown(args.dataset, base, rows))
+    record = {"dataset": args.dataset, "base": args.base or str(args.base_dir), "studies": rows}
+    args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     print(args.out.read_text())
 
 

@@ -29,3 +29,21 @@ def test_the_epoch_benchmark_times_every_registered_model():
     import run
 
     assert run.default_models() == list(model_classes()) and {"mgcn", "bm3", "lsgrec", "simgr"} <= set(run.default_models())
+
+
+def test_pruning_check_against_a_directory_of_the_same_studies_finds_no_gap(tmp_path):
+    """A study compared with a copy of itself (``--base-dir``): same selection, zero gap, nothing saved."""
+    import shutil
+
+    import pruning_check
+
+    for model in ("mf", "bm3"):
+        shutil.copytree(pruning_check.ROOT / "tuning" / "magazine" / model, tmp_path / model)
+    base = pruning_check.Base(None, tmp_path)
+    for model in ("mf", "bm3"):
+        row = pruning_check.compare("magazine", model, base)
+        assert row["comparable"] and row["same_selection"], row
+        assert row["gap_in_std"] == 0.0 and row["saved"] == 0.0, row
+        assert row["epochs_pruned"] == row["epochs_unpruned"] > 0
+    assert pruning_check.compare("magazine", "lightgcn", base) is None  # not in the directory: not compared
+    assert "re-run unpruned" in pruning_check.markdown("magazine", base, [row])

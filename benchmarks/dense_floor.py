@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import yaml  # noqa: E402
 
 from pipeline.data import Interactions, SignedEdges, TrainData  # noqa: E402
 from pipeline.graph.adjacency import normalized_adjacency, propagate  # noqa: E402
@@ -96,9 +97,11 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-#: the hyper-parameters params.yaml gives a model where they differ from its class defaults (SiReN's
-#: authors' batch of 1,024; MGCN's and BM3's default grid points are their classes' defaults)
-BATCH_OF = {"siren": 1024}
+def batch_size(name: str) -> int:
+    """The training batch params.yaml gives ``name`` (``models.<name>.train.batch_size``, e.g. SiReN's authors'
+    1,024), else the shared one of this script; the model keys themselves stay at their class defaults."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    return int(((params["models"].get(name) or {}).get("train") or {}).get("batch_size", BATCH))
 
 
 def epoch_seconds(name: str, data: TrainData, epochs: int) -> list[float]:
@@ -110,7 +113,7 @@ def epoch_seconds(name: str, data: TrainData, epochs: int) -> list[float]:
     gen = torch.Generator().manual_seed(1)
     sampler = NegativeSampler(data.n_users, data.n_items, data.train.user, data.train.item, "cpu")
     users, items = torch.from_numpy(data.train.user), torch.from_numpy(data.train.item)
-    batch = BATCH_OF.get(name, BATCH)
+    batch = batch_size(name)
     return [timed(lambda: train_epoch(model, opt, sampler, users, items, batch, e, gen)) for e in range(1, epochs + 1)]
 
 
@@ -175,19 +178,19 @@ def feature_adam_seconds(data: TrainData, batches: int) -> float:
     return timed(lambda: [opt.step() for _ in range(batches)])
 
 
-def siren_propagation_seconds(data: TrainData, offset: float = 3.5, n_layers: int = 4, batch: int = 1024) -> float:
-    """An epoch of SiReN's positive LightGCN: ``n_layers`` propagations of the whole table over the edges with
-    rating > ``offset``, forward and backward, once per batch of ``batch`` pairs (its authors' configuration)."""
-    tr = data.train
-    keep = tr.rating > offset
+def siren_propagation_seconds(data: TrainData) -> float:
+    """An epoch of SiReN's positive LightGCN in the configuration its epoch above runs (its authors'): ``n_layers``
+    propagations of the whole table over the edges with rating > ``offset``, forward and backward, once per batch."""
+    hp, tr = model_class("siren").Params(), data.train
+    keep = tr.rating > hp.offset
     adj = normalized_adjacency(data.n_users, data.n_items, tr.user[keep], tr.item[keep], "cpu")
     table = torch.nn.Parameter(torch.randn(data.n_users + data.n_items, EMB))
 
     def one() -> None:
-        propagate(adj, table, n_layers, symmetric=True).sum().backward()
+        propagate(adj, table, hp.n_layers, symmetric=True).sum().backward()
 
     one()
-    return timed(lambda: [one() for _ in range(math.ceil(len(tr) / batch))])
+    return timed(lambda: [one() for _ in range(math.ceil(len(tr) / batch_size("siren")))])
 
 
 def reachable(floor_ratio: float, target: float) -> str:
